@@ -1,0 +1,1 @@
+"""Switchyard's guided installer (`python -m installer`)."""
