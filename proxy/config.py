@@ -173,7 +173,7 @@ def _check_path(name: str, value: str) -> None:
             f"config key '{name}' holds {value!r}: variables and '~' are not expanded here; "
             "write the absolute path (e.g. /home/you/...)"
         )
-    if not os.path.isabs(value):
+    if not Path(value).is_absolute():
         raise ConfigError(f"config key '{name}' must be an absolute path, got {value!r}")
 
 

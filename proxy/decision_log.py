@@ -1,0 +1,152 @@
+"""The decision log: one JSON line per request, appended when the request ends.
+
+Record fields (all present in every line; unknown values are null):
+
+    ts            UTC ISO-8601 time the request arrived, e.g. "2026-11-23T05:40:12.123Z"
+    id            Switchyard's request id ("req_...")
+    session       Claude Code session id, or null
+    route         "local" | "cloud"  (where the answer finally came from)
+    model         model name sent upstream
+    reason        why: explicit, subagent-tag, no-messages, plan-mode, long-context, server-tool, background,
+                  local-down, retry-to-cloud, classified, cached, classify-timeout, classify-error,
+                  classify-empty, bad-request, unauthorized
+    verdict       "SIMPLE" | "COMPLEX" | null
+    local_up      bool | null (null when the health check was not needed)
+    classify_ms   float | null
+    status        HTTP status sent to the client
+    ttft_ms       ms from arrival to the first byte of the answer, or null
+    total_ms      ms from arrival to the end of the answer
+    fallback      null, or the cause of a local→cloud fallback ("connect-error", "first-token-timeout", ...)
+    input_tokens  int | null
+    output_tokens int | null
+    detail        null, or a short secret-free explanation (classifier error text, reply length, ...)
+    stream        bool
+
+Never prompt text, never keys.  Lines are written with a single ``write`` on an ``O_APPEND`` file so
+concurrent requests never interleave within a line.  Rotation is by size: ``decisions.jsonl`` →
+``decisions.jsonl.1`` … ``.N``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+FIELDS = (
+    "ts",
+    "id",
+    "session",
+    "route",
+    "model",
+    "reason",
+    "verdict",
+    "local_up",
+    "classify_ms",
+    "status",
+    "ttft_ms",
+    "total_ms",
+    "fallback",
+    "input_tokens",
+    "output_tokens",
+    "detail",
+    "stream",
+)
+
+
+def utc_iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class DecisionRecord:
+    ts: str
+    id: str
+    session: str | None = None
+    route: str = "cloud"
+    model: str | None = None
+    reason: str = ""
+    verdict: str | None = None
+    local_up: bool | None = None
+    classify_ms: float | None = None
+    status: int = 0
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    fallback: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    detail: str | None = None
+    stream: bool = False
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        for key in ("classify_ms", "ttft_ms", "total_ms"):
+            if data[key] is not None:
+                data[key] = round(data[key], 3)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class DecisionLog:
+    """Append-only JSONL writer with size rotation.  Cheap enough to call on every request."""
+
+    def __init__(self, path: str, max_bytes: int, backups: int) -> None:
+        self.path = Path(path) if path else None
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0
+
+    def _open(self) -> int:
+        assert self.path is not None
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._size = os.fstat(self._fd).st_size
+        return self._fd
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.backups <= 0:
+            self.path.unlink(missing_ok=True)
+            return
+        for i in range(self.backups - 1, 0, -1):
+            src = self.path.with_name(f"{self.path.name}.{i}")
+            if src.exists():
+                src.replace(self.path.with_name(f"{self.path.name}.{i + 1}"))
+        if self.path.exists():
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+
+    def write(self, record: DecisionRecord) -> None:
+        if self.path is None:
+            return
+        line = (record.to_json() + "\n").encode("utf-8")
+        with self._lock:
+            try:
+                fd = self._open()
+                # Another process (or a user's logrotate) may have moved the file away.
+                if not self.path.exists():
+                    os.close(fd)
+                    self._fd = None
+                    fd = self._open()
+                if self._size and self._size + len(line) > self.max_bytes:
+                    self._rotate()
+                    fd = self._open()
+                os.write(fd, line)
+                self._size += len(line)
+            except OSError:
+                # Logging must never take a request down with it.
+                self._fd = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

@@ -1,0 +1,91 @@
+"""A cheap input-token estimate for routing and count_tokens.
+
+A real BPE pass over a 78 KB Claude Code body costs ~20 ms per request (the field notes measured it
+in Claude Code Router); routing only needs to know which side of a threshold a request falls on.  So
+we count characters per kind of content, which Python does in C, and divide by a characters-per-token
+ratio calibrated against Claude's tokenizer on real Claude Code traffic (see tests/test_tokens.py,
+which holds the estimate to ±15 % of the real tokenizer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Characters per token, calibrated on captured Claude Code requests (tests/data/).
+PROSE_CHARS_PER_TOKEN = 3.7
+JSON_CHARS_PER_TOKEN = 3.0
+# Fixed cost of a message / a tool definition (role markers, names, separators).
+PER_MESSAGE_TOKENS = 4
+PER_TOOL_TOKENS = 8
+
+
+def _weighted_len(text: str) -> float:
+    """Length in characters, with non-ASCII text weighted up: it tokenizes far more densely."""
+    n = len(text)
+    if text.isascii():
+        return float(n)
+    extra = len(text.encode("utf-8")) - n
+    return n + extra * 0.75
+
+
+def _content_chars(content: Any) -> tuple[float, float]:
+    """(prose characters, JSON characters) in a message's content."""
+    if isinstance(content, str):
+        return _weighted_len(content), 0.0
+    prose = 0.0
+    js = 0.0
+    if not isinstance(content, list):
+        return prose, js
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            prose += _weighted_len(block["text"])
+        elif kind == "tool_use":
+            js += len(json.dumps(block.get("input", {}), ensure_ascii=False)) + len(str(block.get("name", "")))
+        elif kind == "tool_result":
+            p, j = _content_chars(block.get("content"))
+            prose += p
+            js += j
+        elif kind in ("thinking", "redacted_thinking"):
+            prose += _weighted_len(str(block.get("thinking", "")))
+        elif kind in ("image", "document"):
+            # Images are billed by pixels, not bytes; a typical screenshot is ~1,500 tokens.
+            js += 1500 * JSON_CHARS_PER_TOKEN
+    return prose, js
+
+
+def estimate_request_tokens(body: Mapping[str, Any]) -> int:
+    prose = 0.0
+    js = 0.0
+    fixed = 0
+    system = body.get("system")
+    if isinstance(system, str):
+        prose += _weighted_len(system)
+    elif isinstance(system, list):
+        p, j = _content_chars(system)
+        prose += p
+        js += j
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                p, j = _content_chars(message.get("content"))
+                prose += p
+                js += j
+                fixed += PER_MESSAGE_TOKENS
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        for tool in tools:
+            if not isinstance(tool, dict):
+                continue
+            fixed += PER_TOOL_TOKENS
+            prose += _weighted_len(str(tool.get("description", "")))
+            js += len(str(tool.get("name", "")))
+            schema = tool.get("input_schema")
+            if schema is not None:
+                js += len(json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
+    return int(prose / PROSE_CHARS_PER_TOKEN + js / JSON_CHARS_PER_TOKEN) + fixed
