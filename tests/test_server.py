@@ -183,6 +183,7 @@ def test_local_down_goes_to_cloud_and_is_logged(proxy: ProxyThread, local: OpenA
 def test_decision_record_fields_and_no_prompt_text(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
     secret_words = "my-private-prompt-words"
     httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(secret_words, model="cloud", stream=True))
+    proxy.decisions(1)
     text = Path(proxy.cfg.log.decisions).read_text()
     assert secret_words not in text and ROUTER_KEY not in text
     rec = json.loads(text.splitlines()[0])
