@@ -1,0 +1,131 @@
+"""The cloud path: byte-for-byte relay, headers, retries, and honest failure.
+
+The stand-in Anthropic server plays LiteLLM directly where exact bytes and attempt counts matter;
+`test_cloud_through_litellm.py` runs the same path through a real LiteLLM proxy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy.cloud import backoff_s, retry_after_s
+from proxy.config import CloudConfig
+from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
+from tests.standins import AnthropicUpstream
+from tests.standins.anthropic_upstream import error_reply, text_reply, tool_use_reply
+
+
+@pytest.fixture
+def upstream() -> AnthropicUpstream:
+    with AnthropicUpstream() as srv:
+        yield srv  # type: ignore[misc]
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, upstream: AnthropicUpstream) -> ProxyThread:
+    cfg = make_config(tmp_path, cloud_url=upstream.url)
+    env = {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_LITELLM_KEY": "sk-litellm-test"}
+    with ProxyThread(cfg, env) as p:
+        yield p  # type: ignore[misc]
+
+
+def raw_direct(upstream: AnthropicUpstream, body: dict[str, object]) -> bytes:
+    return httpx.post(upstream.url + "/v1/messages", json=body, timeout=10).content
+
+
+def test_stream_is_relayed_byte_for_byte(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    reply = tool_use_reply("Write", {"file_path": "/tmp/a.txt", "content": "héllo\n" * 50}, text_before="Writing.")
+    body = messages_body("write", model="cloud,claude-x", stream=True)
+    upstream.script(reply)
+    direct = raw_direct(upstream, {**body, "model": "claude-x"})
+    upstream.script(reply)
+    through = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=body, timeout=10)
+    assert through.headers["content-type"].startswith("text/event-stream")
+    # Message ids differ per response; everything else must be identical.
+    import re
+
+    def norm(b: bytes) -> bytes:
+        return re.sub(rb'"id":\s*"msg_[^"]+"', b'"id":"X"', b)
+
+    assert norm(through.content) == norm(direct)
+    assert b"message_stop" in through.content
+
+
+def test_non_streaming_relayed_unchanged(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    upstream.script(text_reply("plain"))
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud"))
+    assert r.json()["content"] == [{"type": "text", "text": "plain"}]
+
+
+def test_headers_forwarded_and_router_key_not(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    headers = proxy.headers(**{"anthropic-version": "2023-06-01", "anthropic-beta": "claude-code-20250219,fine-grained-tool-streaming-2025-05-14"})
+    httpx.post(proxy.url + "/v1/messages", headers=headers, json=messages_body(model="cloud,m1"))
+    sent = upstream.requests_tagged("messages")[0]
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert sent.headers["anthropic-beta"] == "claude-code-20250219,fine-grained-tool-streaming-2025-05-14"
+    assert sent.headers["x-api-key"] == "sk-litellm-test"
+    assert sent.headers["authorization"] == "Bearer sk-litellm-test"
+    assert ROUTER_KEY not in str(dict(sent.headers))
+    assert sent.json["model"] == "m1"
+
+
+@pytest.mark.parametrize("status", [429, 529, 500, 503])
+def test_retries_before_first_byte_then_succeeds(proxy: ProxyThread, upstream: AnthropicUpstream, status: int) -> None:
+    upstream.fail_next(2, status=status, retry_after=0.2 if status == 429 else None)
+    upstream.script(text_reply("lucky"))
+    started = time.monotonic()
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud", stream=True))
+    assert r.status_code == 200 and b"lucky" in r.content
+    assert len(upstream.requests_tagged("messages")) == 3
+    if status == 429:  # retry-after honoured: two waits of 0.2 s
+        assert time.monotonic() - started >= 0.4
+
+
+def test_gives_up_after_three_attempts_with_upstream_status(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    upstream.fail_next(5, status=529)
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud"))
+    assert r.status_code == 529
+    assert r.json()["error"]["type"] == "overloaded_error"
+    assert len(upstream.requests_tagged("messages")) == 3
+    [rec] = proxy.decisions()
+    assert rec["status"] == 529 and "3 attempt(s)" in rec["detail"]
+
+
+def test_client_errors_are_not_retried(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    upstream.script(error_reply(400, message="bad tool schema"))
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud"))
+    assert r.status_code == 400 and r.json()["error"]["message"] == "bad tool schema"
+    assert len(upstream.requests_tagged("messages")) == 1
+
+
+def test_unreachable_cloud_is_a_clean_502(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, cloud_url="http://127.0.0.1:9")
+    with ProxyThread(cfg) as p:
+        r = httpx.post(p.url + "/v1/messages", headers=p.headers(), json=messages_body(model="cloud"))
+    assert r.status_code == 502 and "cannot reach the cloud model" in r.json()["error"]["message"]
+
+
+def test_mid_stream_drop_ends_with_an_error_event(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    upstream.script(text_reply("a long answer " * 20, drop_after_events=5))
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud", stream=True))
+    assert r.status_code == 200
+    assert b"message_stop" not in r.content
+    assert r.content.rstrip().endswith(b"}")
+    last = r.content.strip().split(b"\n\n")[-1]
+    assert last.startswith(b"event: error\ndata: ")
+    rec = proxy.decisions()[0]
+    assert "cloud stream" in rec["detail"]
+
+
+def test_retry_after_parsing_and_backoff() -> None:
+    cfg = CloudConfig(backoff_base_s=0.5, backoff_max_s=8)
+    assert retry_after_s({"retry-after": "3"}) == 3
+    assert retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
+    assert retry_after_s({}) is None
+    assert [backoff_s(n, cfg, None) for n in (1, 2, 3, 6)] == [0.5, 1.0, 2.0, 8.0]
+    assert backoff_s(1, cfg, {"retry-after": "2.5"}) == 2.5
+    assert backoff_s(1, cfg, {"retry-after": "3600"}) is None  # too long to hold Claude Code: give up now
