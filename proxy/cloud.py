@@ -175,7 +175,7 @@ async def open_cloud(
             wait = backoff_s(attempt, cfg, exc.headers) if attempt < cfg.max_attempts else None
             if wait is None:
                 raise CloudError(exc.status, exc.body, attempt) from None
-            log.info("cloud answered %s; retry %d in %.2f s", exc.status, attempt + 1, wait)
+            log.info("cloud attempt %d failed (%s); retrying in %.2f s", attempt, exc.status, wait)
             await asyncio.sleep(wait)
         except CloudError as exc:
             exc.attempts = attempt

@@ -1,0 +1,181 @@
+"""`python -m proxy serve` as a real process: pidfile, startup refusals, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy import pidfile
+from tests.standins import AnthropicUpstream
+from tests.standins.anthropic_upstream import text_reply
+from tests.standins.base import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "serve-test-key"
+
+
+def write_config(tmp_path: Path, port: int, cloud_url: str = "http://127.0.0.1:9", host: str = "127.0.0.1") -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"""
+[listen]
+host = "{host}"
+port = {port}
+pidfile = "{tmp_path / 'piddir' / 'switchyard.pid'}"
+shutdown_grace_s = 10
+[local]
+base_url = "http://127.0.0.1:9/v1"
+model = "local-model"
+[cloud]
+base_url = "{cloud_url}"
+simple_model = "cloud-simple"
+complex_model = "cloud-complex"
+[log]
+decisions = "{tmp_path / 'decisions.jsonl'}"
+"""
+    )
+    return cfg
+
+
+def start(cfg: Path, env_key: str | None = KEY) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    if env_key is not None:
+        env["SWITCHYARD_ROUTER_KEY"] = env_key
+    return subprocess.Popen(
+        [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_up(port: int, proc: subprocess.Popen[str], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            httpx.head(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("serve did not come up")
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """Wait for a process that is expected to exit by itself."""
+    _, err = proc.communicate(timeout=20)
+    return proc.returncode, err
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("stale", ["dead-pid", "other-process", "garbage"])
+def test_stale_pidfile_never_blocks_a_start(tmp_path: Path, stale: str) -> None:
+    port = free_port()
+    cfg = write_config(tmp_path, port)
+    pid_path = tmp_path / "piddir" / "switchyard.pid"
+    pid_path.parent.mkdir()
+    other = None
+    if stale == "dead-pid":
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        pid_path.write_text(f"{dead.pid}\n")
+    elif stale == "other-process":
+        other = subprocess.Popen(["sleep", "60"])
+        pid_path.write_text(f"{other.pid}\n")
+    else:
+        pid_path.write_text("not a pid\n")
+    proc = start(cfg)
+    try:
+        wait_up(port, proc)
+        assert pidfile.read_pid(pid_path) == proc.pid
+        assert pidfile.live_pid(pid_path) == proc.pid
+    finally:
+        code, err = stop(proc)
+        if other is not None:
+            assert other.poll() is None, "a stranger's process was signalled"
+            other.kill()
+            other.wait()
+    assert code == 0, err
+    assert not pid_path.exists()
+
+
+def test_a_live_switchyard_pidfile_refuses_a_second_start(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = write_config(tmp_path, port)
+    first = start(cfg)
+    try:
+        wait_up(port, first)
+        code, err = finish(start(cfg))
+        assert code != 0 and f"already running as PID {first.pid}" in err
+        assert pidfile.read_pid(tmp_path / "piddir" / "switchyard.pid") == first.pid
+    finally:
+        stop(first)
+
+
+def test_refuses_non_loopback_without_key(tmp_path: Path) -> None:
+    proc = start(write_config(tmp_path, free_port(), host="0.0.0.0"), env_key=None)
+    code, err = finish(proc)
+    assert code == 2
+    assert "refusing to listen on 0.0.0.0 without a router key" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[listen]\nport = "x"\n')
+    proc = start(cfg)
+    code, err = finish(proc)
+    assert code == 2 and err.strip() == "switchyard: config key 'listen.port' must be an integer, got 'x'"
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        proc = start(write_config(tmp_path, s.getsockname()[1]))
+        code, err = finish(proc)
+    assert code == 2 and "cannot listen on 127.0.0.1" in err
+    assert not (tmp_path / "piddir" / "switchyard.pid").exists()
+
+
+def test_sigterm_lets_an_inflight_stream_finish(tmp_path: Path) -> None:
+    with AnthropicUpstream() as up:
+        up.script(text_reply("slow answer " * 10, event_delay=0.1))
+        port = free_port()
+        proc = start(write_config(tmp_path, port, cloud_url=up.url))
+        wait_up(port, proc)
+        result: dict[str, bytes] = {}
+
+        def client() -> None:
+            body = {"model": "cloud", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
+            result["body"] = r.content
+
+        t = threading.Thread(target=client)
+        t.start()
+        up.wait_for_requests(1, tag="messages")
+        time.sleep(0.3)  # the stream is flowing
+        code, err = stop(proc)
+        t.join(30)
+    assert code == 0, err
+    assert b"message_stop" in result["body"], "the in-flight stream was cut by SIGTERM"
+    assert b"event: error" not in result["body"]
