@@ -13,9 +13,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-# Characters per token, calibrated on captured Claude Code requests (tests/data/).
-PROSE_CHARS_PER_TOKEN = 3.7
-JSON_CHARS_PER_TOKEN = 3.0
+# Characters per token, calibrated with Claude's tokenizer on captured Claude Code requests
+# (tests/data/): its system prompt and tool descriptions run at 4.0–4.2, tool schemas at 4.2,
+# source code and notes in tool results at 3.2–4.0.  Conversation content sits between the two.
+SYSTEM_CHARS_PER_TOKEN = 3.9
+CONTENT_CHARS_PER_TOKEN = 3.6
+JSON_CHARS_PER_TOKEN = 3.9
 # Fixed cost of a message / a tool definition (role markers, names, separators).
 PER_MESSAGE_TOKENS = 4
 PER_TOOL_TOKENS = 8
@@ -58,34 +61,56 @@ def _content_chars(content: Any) -> tuple[float, float]:
     return prose, js
 
 
-def estimate_request_tokens(body: Mapping[str, Any]) -> int:
+_TOOLS_CACHE: dict[tuple[tuple[str, int], ...], float] = {}
+_TOOLS_CACHE_MAX = 64
+
+
+def _tools_tokens(tools: list[Any]) -> float:
+    """Tokens for the tool definitions, cached: Claude Code sends the same 24 tools on every turn,
+    and serialising their schemas is the one costly step of the estimate."""
+    key = tuple(
+        (str(t.get("name", "")), len(str(t.get("description", "")))) for t in tools if isinstance(t, dict)
+    )
+    cached = _TOOLS_CACHE.get(key)
+    if cached is not None:
+        return cached
     prose = 0.0
     js = 0.0
-    fixed = 0
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        prose += _weighted_len(str(tool.get("description", "")))
+        js += len(str(tool.get("name", "")))
+        schema = tool.get("input_schema")
+        if schema is not None:
+            js += len(json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
+    value = prose / SYSTEM_CHARS_PER_TOKEN + js / JSON_CHARS_PER_TOKEN + PER_TOOL_TOKENS * len(key)
+    if len(_TOOLS_CACHE) >= _TOOLS_CACHE_MAX:
+        _TOOLS_CACHE.clear()
+    _TOOLS_CACHE[key] = value
+    return value
+
+
+def estimate_request_tokens(body: Mapping[str, Any]) -> int:
+    total = 0.0
     system = body.get("system")
     if isinstance(system, str):
-        prose += _weighted_len(system)
+        total += _weighted_len(system) / SYSTEM_CHARS_PER_TOKEN
     elif isinstance(system, list):
         p, j = _content_chars(system)
-        prose += p
-        js += j
+        total += p / SYSTEM_CHARS_PER_TOKEN + j / JSON_CHARS_PER_TOKEN
     messages = body.get("messages")
     if isinstance(messages, list):
+        prose = 0.0
+        js = 0.0
         for message in messages:
             if isinstance(message, dict):
                 p, j = _content_chars(message.get("content"))
                 prose += p
                 js += j
-                fixed += PER_MESSAGE_TOKENS
+                total += PER_MESSAGE_TOKENS
+        total += prose / CONTENT_CHARS_PER_TOKEN + js / JSON_CHARS_PER_TOKEN
     tools = body.get("tools")
-    if isinstance(tools, list):
-        for tool in tools:
-            if not isinstance(tool, dict):
-                continue
-            fixed += PER_TOOL_TOKENS
-            prose += _weighted_len(str(tool.get("description", "")))
-            js += len(str(tool.get("name", "")))
-            schema = tool.get("input_schema")
-            if schema is not None:
-                js += len(json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
-    return int(prose / PROSE_CHARS_PER_TOKEN + js / JSON_CHARS_PER_TOKEN) + fixed
+    if isinstance(tools, list) and tools:
+        total += _tools_tokens(tools)
+    return int(total)

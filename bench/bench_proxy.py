@@ -1,0 +1,210 @@
+"""Switchyard's added latency and throughput on the path with no classification call.
+
+One run, one process tree: a stand-in Anthropic upstream (its own process), Switchyard (`python -m
+proxy serve`, its own process) forwarding to it, and this load generator.  Each case is measured
+direct-to-upstream and through Switchyard, so the figures are differences and ratios measured side
+by side, not absolute numbers from different machines.
+
+    python bench/bench_proxy.py [--requests 400] [--json out.json]
+
+Bodies: the real 78 KB first-turn request captured from Claude Code (tests/data/claude_code_turn1.json,
+24 tools) and a small one.  The model is set to `cloud`, an explicit choice, so no classifier call is
+made (the same cost as a cached verdict).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "bench-router-key"
+
+UPSTREAM_CODE = r"""
+import sys
+from aiohttp import web
+
+EVENTS = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_bench","type":"message",'
+    b'"role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,'
+    b'"usage":{"input_tokens":10,"output_tokens":1}}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+    b'"usage":{"output_tokens":1}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+
+async def messages(request):
+    await request.read()
+    return web.Response(body=EVENTS, content_type="text/event-stream")
+
+app = web.Application(client_max_size=64 * 1024 * 1024)
+app.router.add_post("/v1/messages", messages)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def load_bodies() -> dict[str, dict[str, Any]]:
+    captured = REPO / "tests" / "data" / "claude_code_turn1.json"
+    big = json.loads(captured.read_text())
+    big["model"] = "cloud"
+    small = {
+        "model": "cloud",
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Say ok."}],
+    }
+    return {"claude-code-78k": big, "small": small}
+
+
+async def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+async def one(session: aiohttp.ClientSession, url: str, payload: bytes, headers: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    async with session.post(url, data=payload, headers=headers) as r:
+        await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{url} answered {r.status}")
+    return (time.perf_counter() - t0) * 1000
+
+
+async def latency(url: str, payload: bytes, headers: dict[str, str], n: int) -> list[float]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
+        for _ in range(20):  # warm up connections and caches
+            await one(s, url, payload, headers)
+        return [await one(s, url, payload, headers) for _ in range(n)]
+
+
+async def throughput(url: str, payload: bytes, headers: dict[str, str], n: int, conc: int) -> tuple[float, float]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
+        for _ in range(conc):
+            await one(s, url, payload, headers)
+        queue = list(range(n))
+        times: list[float] = []
+
+        async def worker() -> None:
+            while queue:
+                queue.pop()
+                times.append(await one(s, url, payload, headers))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        elapsed = time.perf_counter() - t0
+    return n / elapsed, statistics.median(times)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def p50(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+async def run(n: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    up_port, sy_port = free_port(), free_port()
+    config = tmp / "config.toml"
+    config.write_text(
+        f"""
+[listen]
+port = {sy_port}
+pidfile = "{tmp / 'switchyard.pid'}"
+[local]
+base_url = "http://127.0.0.1:9/v1"
+model = "local-model"
+[cloud]
+base_url = "http://127.0.0.1:{up_port}"
+simple_model = "cloud-simple"
+complex_model = "cloud-complex"
+[log]
+decisions = "{tmp / 'decisions.jsonl'}"
+"""
+    )
+    env = {**os.environ, "SWITCHYARD_ROUTER_KEY": KEY, "SWITCHYARD_LOG_LEVEL": "WARNING"}
+    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM_CODE, str(up_port)])
+    proxy = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config)], cwd=REPO, env=env)
+    results: dict[str, Any] = {"requests_per_case": n, "cases": {}}
+    try:
+        await wait_port(up_port)
+        await wait_port(sy_port)
+        headers = {"content-type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01"}
+        for name, body in load_bodies().items():
+            payload = json.dumps(body).encode()
+            direct_url = f"http://127.0.0.1:{up_port}/v1/messages"
+            proxy_url = f"http://127.0.0.1:{sy_port}/v1/messages"
+            d_lat = await latency(direct_url, payload, headers, n)
+            p_lat = await latency(proxy_url, payload, headers, n)
+            d_rps, _ = await throughput(direct_url, payload, headers, n, 8)
+            p_rps, p_c8_p50 = await throughput(proxy_url, payload, headers, n, 8)
+            d16, _ = await throughput(direct_url, payload, headers, n, 16)
+            p16, _ = await throughput(proxy_url, payload, headers, n, 16)
+            results["cases"][name] = {
+                "body_bytes": len(payload),
+                "direct_p50_ms": round(p50(d_lat), 3),
+                "switchyard_p50_ms": round(p50(p_lat), 3),
+                "added_p50_ms": round(p50(p_lat) - p50(d_lat), 3),
+                "direct_rps_c8": round(d_rps),
+                "switchyard_rps_c8": round(p_rps),
+                "switchyard_p50_ms_c8": round(p_c8_p50, 3),
+                "direct_rps_c16": round(d16),
+                "switchyard_rps_c16": round(p16),
+            }
+        results["switchyard_rss_mb_after"] = round(rss_mb(proxy.pid), 1)
+    finally:
+        for p in (proxy, upstream):
+            p.send_signal(signal.SIGTERM)
+        for p in (proxy, upstream):
+            p.wait(20)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=400, help="requests per measurement (default 400)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.requests))
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
