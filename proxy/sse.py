@@ -1,0 +1,148 @@
+"""Server-sent events: an incremental decoder and a compact encoder.
+
+Both upstream dialects Switchyard speaks stream SSE: OpenAI chat-completion chunks (``data:`` lines,
+ending with ``data: [DONE]`` or just EOF) and Anthropic Messages events (``event:`` + ``data:``).
+Network reads split the byte stream anywhere: inside a line, inside a UTF-8 sequence, between the
+``\\r`` and ``\\n`` of a line ending.  The decoder therefore buffers bytes and only decodes whole lines.
+
+Interpretation follows the WHATWG event-stream rules, with one leniency: an event that has an
+``event:`` field but no ``data:`` is still dispatched (with empty data), because a relay that drops
+it would silently change the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+
+class SSEDecodeError(ValueError):
+    """A line of the stream is not valid UTF-8."""
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event.  ``event`` is None when the stream gave no ``event:`` field."""
+
+    event: str | None
+    data: str
+    id: str | None = None
+
+    def json(self) -> Any:
+        """The data parsed as JSON (raises ``json.JSONDecodeError``/``ValueError``)."""
+        return json.loads(self.data)
+
+
+class SSEDecoder:
+    """Feed raw bytes as they arrive; get back the events completed by them.
+
+    >>> d = SSEDecoder()
+    >>> d.feed(b"event: ping\\ndata: {}\\n") + d.feed(b"\\n")
+    [SSEEvent(event='ping', data='{}', id=None)]
+
+    Call :meth:`flush` at end of stream: it dispatches a final event that lacks the trailing
+    blank line (some servers close the connection right after the last ``data:`` line).
+    """
+
+    __slots__ = ("_buf", "_data", "_event", "_has_data", "_id")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._has_data = False
+        self._id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            # A trailing \r may be the first half of \r\n: keep it until the next read decides.
+            hold = buf.endswith(b"\r")
+            if hold:
+                buf = buf[:-1]
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:
+            hold = False
+        end = buf.rfind(b"\n")
+        if end < 0:
+            self._buf = buf + (b"\r" if hold else b"")
+            return []
+        self._buf = buf[end + 1 :] + (b"\r" if hold else b"")
+        events: list[SSEEvent] = []
+        for raw in buf[:end].split(b"\n"):
+            ev = self._line(raw)
+            if ev is not None:
+                events.append(ev)
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: treat a pending partial line as complete and dispatch any pending event."""
+        events: list[SSEEvent] = []
+        rest, self._buf = self._buf, b""
+        if rest:
+            # A lone trailing \r was a line ending after all.
+            for raw in rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+                ev = self._line(raw)
+                if ev is not None:
+                    events.append(ev)
+        ev = self._dispatch()
+        if ev is not None:
+            events.append(ev)
+        return events
+
+    def _line(self, raw: bytes) -> SSEEvent | None:
+        if not raw:
+            return self._dispatch()
+        if raw[0] == 0x3A:  # ":" starts a comment (keep-alives)
+            return None
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SSEDecodeError(f"stream line is not valid UTF-8 (byte {exc.start})") from None
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+            self._has_data = True
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\x00" not in value:
+            self._id = value
+        # "retry" and unknown fields are ignored, as the spec says.
+        return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        if not self._has_data and self._event is None:
+            return None
+        ev = SSEEvent(event=self._event or None, data="\n".join(self._data), id=self._id)
+        self._event = None
+        self._data = []
+        self._has_data = False
+        return ev
+
+
+async def aiter_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+    """Decode an async byte stream (e.g. ``response.content.iter_any()``) into events."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for ev in decoder.feed(chunk):
+            yield ev
+    for ev in decoder.flush():
+        yield ev
+
+
+def encode_event(name: str, data: dict[str, Any]) -> bytes:
+    """One Anthropic-style event: ``event: NAME`` + compact JSON ``data:`` + blank line.
+
+    JSON escapes every \\n and \\r inside strings, so the data always fits on one line.
+    """
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return f"event: {name}\ndata: {payload}\n\n".encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (possible after json.loads of "\ud800"): escape instead of failing.
+        payload = json.dumps(data, separators=(",", ":"))
+        return f"event: {name}\ndata: {payload}\n\n".encode()
