@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -108,7 +108,7 @@ def _chunk_of(ev: SSEEvent) -> dict[str, Any] | None:
 
 async def stream_chat(
     session: aiohttp.ClientSession, cfg: LocalConfig, body: dict[str, Any], api_key: str
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """POST ``body`` (``stream`` forced on) to ``{cfg.base_url}/chat/completions``; yield parsed chunks.
 
     Iteration ends at ``data: [DONE]`` or a clean EOF.  Raises :class:`LocalFailure`.  The timeouts

@@ -31,6 +31,7 @@ from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
 from proxy.errors import error_response
 from proxy.health import LocalHealth
+from proxy.local_path import LocalRequest, answer_local_or_fallback
 from proxy.routing import (
     NEED_CLASSIFICATION,
     NEED_HEALTH,
@@ -218,19 +219,40 @@ async def answer_cloud(
     return out
 
 
-async def answer_local(
+async def _answer_local(
     request: web.Request,
     st: State,
     body: dict[str, Any],
+    raw: bytes,
+    modified: bool,
     decision: Decision,
     facts: RequestFacts,
     record: DecisionRecord,
     started: float,
 ) -> web.StreamResponse:
-    record.route = "local"
-    record.model = decision.model
-    record.status = 501
-    return error_response(501, "the local answering path is not available in this build")
+    assert st.local_session is not None
+    session, turn = facts.session, facts.turn_key
+
+    def on_broken(cause: str) -> None:
+        st.memory.force_cloud(session, turn, cause)
+
+    async def to_cloud() -> web.StreamResponse:
+        # The request was judged simple (or background): the cloud's simple tier answers it.
+        if record.fallback == "connect-error":
+            st.health.forget()  # the next request re-checks instead of trusting a stale "up"
+        model = st.cfg.cloud.simple_model
+        return await answer_cloud(request, st, cloud_payload(raw, body, model, modified), model, record, started)
+
+    lr = LocalRequest(
+        session=st.local_session,
+        cfg=st.cfg.local,
+        api_key=st.local_key,
+        body=body,
+        model=decision.model,
+        input_tokens=facts.estimated_tokens,
+        on_broken=on_broken,
+    )
+    return await answer_local_or_fallback(request, lr, record, started, facts.stream, to_cloud)
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -256,7 +278,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         if decision.detail and not record.detail:
             record.detail = decision.detail
         if decision.route == "local":
-            return await answer_local(request, st, body, decision, facts, record, started)
+            return await _answer_local(request, st, body, raw, modified, decision, facts, record, started)
         payload = cloud_payload(raw, body, decision.model, modified)
         return await answer_cloud(request, st, payload, decision.model, record, started)
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):

@@ -1,0 +1,178 @@
+"""The local path: answer an Anthropic request with the local OpenAI-compatible model.
+
+The client's response is *held* until the local stream has produced its first valid content (a text
+delta or a complete, valid tool call).  Any failure before that point is invisible to Claude Code:
+the request is answered by the cloud instead, and the decision log says why.  After content has
+been sent there is no taking it back, so a failure ends the stream with an Anthropic ``error``
+event (never a made-up ``end_turn``) and the turn is marked so that Claude Code's retry goes to the
+cloud instead of looping on the local model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from proxy.config import LocalConfig
+from proxy.decision_log import DecisionRecord
+from proxy.errors import error_body
+from proxy.local_client import LocalFailure, complete_chat, stream_chat
+from proxy.openai_request import RequestTranslationError, request_tool_names, to_openai_request
+from proxy.openai_stream import Event, StreamTranslator, TranslationError, completion_to_message
+from proxy.sse import encode_event
+
+log = logging.getLogger("switchyard.local")
+
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-switchyard-route": "local"}
+
+
+class Fallback(Exception):
+    """The local path failed before anything reached the client: answer from the cloud instead."""
+
+    def __init__(self, cause: str, detail: str = "") -> None:
+        super().__init__(f"{cause}: {detail}" if detail else cause)
+        self.cause = cause
+        self.detail = detail
+
+
+@dataclass
+class LocalRequest:
+    session: aiohttp.ClientSession
+    cfg: LocalConfig
+    api_key: str
+    body: dict[str, Any]
+    model: str
+    input_tokens: int
+    # Called when the answer broke after content was sent (marks the turn for the cloud).
+    on_broken: Callable[[str], None]
+
+
+def _encode(events: list[Event]) -> bytes:
+    return b"".join(encode_event(name, data) for name, data in events)
+
+
+def _failure(exc: LocalFailure | TranslationError) -> Fallback:
+    return Fallback(exc.cause, exc.detail)
+
+
+async def _first_content(
+    gen: Any, translator: StreamTranslator, deadline_s: float
+) -> tuple[list[Event], bool]:
+    """Consume chunks until the translator has valid content; returns (held events, stream ended)."""
+    held: list[Event] = []
+    try:
+        async with asyncio.timeout(deadline_s):
+            async for chunk in gen:
+                held += translator.feed(chunk)
+                if translator.has_content:
+                    return held, False
+            held += translator.finish()
+    except TimeoutError:
+        raise Fallback("first-token-timeout", f"no content within {deadline_s:g} s") from None
+    except (LocalFailure, TranslationError) as exc:
+        raise _failure(exc) from None
+    if not translator.has_content:
+        raise Fallback("empty-answer", "the local model ended without content")
+    return held, True
+
+
+async def stream_local(
+    request: web.Request, lr: LocalRequest, record: DecisionRecord, started: float
+) -> web.StreamResponse:
+    """Stream the local answer; raises Fallback while nothing has been sent yet."""
+    try:
+        oa_body = to_openai_request(lr.body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
+    except RequestTranslationError as exc:
+        raise Fallback("translation-error", str(exc)[:200]) from None
+    oa_body["stream"] = True
+    translator = StreamTranslator(
+        request_tool_names(lr.body), model=str(lr.body.get("model", lr.model)), input_tokens=lr.input_tokens
+    )
+    gen = stream_chat(lr.session, lr.cfg, oa_body, lr.api_key)
+    async with contextlib.aclosing(gen):
+        held, ended = await _first_content(gen, translator, lr.cfg.first_token_timeout_s)
+        out = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        await out.prepare(request)
+        await out.write(_encode(held))
+        record.ttft_ms = (time.monotonic() - started) * 1000
+        record.status = 200
+        broken: str | None = None
+        if not ended:
+            try:
+                async for chunk in gen:
+                    events = translator.feed(chunk)
+                    if events:
+                        await out.write(_encode(events))
+                await out.write(_encode(translator.finish()))
+            except (LocalFailure, TranslationError) as exc:
+                broken = f"{exc.cause}: {exc.detail}" if exc.detail else exc.cause
+        if broken is not None:
+            log.warning("local stream broke after content was sent (%s); the turn's retry goes to the cloud", broken)
+            lr.on_broken(broken)
+            record.detail = f"local stream broke after content: {broken}"[:300]
+            event = error_body(502, f"the local model's answer broke off ({broken}); retry to continue on the cloud")
+            await out.write(encode_event("error", event))
+        record.input_tokens = translator.upstream_input_tokens or lr.input_tokens
+        record.output_tokens = translator.output_tokens
+        await out.write_eof()
+        return out
+
+
+async def complete_local(lr: LocalRequest, record: DecisionRecord, started: float) -> web.Response:
+    """A non-streaming local answer; raises Fallback on any failure (nothing is sent before it is whole)."""
+    try:
+        oa_body = to_openai_request(lr.body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
+    except RequestTranslationError as exc:
+        raise Fallback("translation-error", str(exc)[:200]) from None
+    oa_body["stream"] = False
+    oa_body.pop("stream_options", None)
+    try:
+        async with asyncio.timeout(lr.cfg.first_token_timeout_s + lr.cfg.read_timeout_s):
+            completion = await complete_chat(lr.session, lr.cfg, oa_body, lr.api_key)
+        message = completion_to_message(
+            completion,
+            request_tool_names(lr.body),
+            model=str(lr.body.get("model", lr.model)),
+            input_tokens=lr.input_tokens,
+        )
+    except TimeoutError:
+        raise Fallback("timeout", "no complete answer in time") from None
+    except (LocalFailure, TranslationError) as exc:
+        raise _failure(exc) from None
+    record.ttft_ms = (time.monotonic() - started) * 1000
+    record.status = 200
+    usage = message.get("usage") or {}
+    record.input_tokens = usage.get("input_tokens")
+    record.output_tokens = usage.get("output_tokens")
+    return web.json_response(message, headers={"x-switchyard-route": "local"})
+
+
+async def answer_local_or_fallback(
+    request: web.Request,
+    lr: LocalRequest,
+    record: DecisionRecord,
+    started: float,
+    stream: bool,
+    to_cloud: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    record.route = "local"
+    record.model = lr.model
+    try:
+        if stream:
+            return await stream_local(request, lr, record, started)
+        return await complete_local(lr, record, started)
+    except Fallback as fb:
+        log.info("local path failed before any output (%s); answering from the cloud", fb)
+        record.fallback = fb.cause
+        record.detail = fb.detail[:300] or None
+        record.ttft_ms = None
+        record.status = 0
+        return await to_cloud()
