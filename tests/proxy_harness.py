@@ -145,5 +145,7 @@ def user_message(text: str) -> dict[str, Any]:
     return {"role": "user", "content": [{"type": "text", "text": text}]}
 
 
-def messages_body(text: str = "hello", *, model: str = "claude-sonnet-4-5", stream: bool = False, **kw: Any) -> dict[str, Any]:
+def messages_body(
+    text: str = "hello", *, model: str = "claude-sonnet-4-5", stream: bool = False, **kw: Any
+) -> dict[str, Any]:
     return {"model": model, "max_tokens": 256, "stream": stream, "messages": [user_message(text)], **kw}

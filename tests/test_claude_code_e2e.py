@@ -44,7 +44,9 @@ def local() -> Iterator[OpenAILocal]:
         yield srv
 
 
-def write_call_chunks(path: Path, *, text_before: str | None = None, text_after: str | None = None) -> list[dict[str, Any]]:
+def write_call_chunks(
+    path: Path, *, text_before: str | None = None, text_after: str | None = None
+) -> list[dict[str, Any]]:
     """One streamed answer: optional text, a Write tool call, optional text after the call."""
     args = json.dumps({"file_path": str(path), "content": CONTENT})
     base = chat_chunks(text=None, tool_calls=[("Write", args)], usage=(100, 30))
@@ -63,11 +65,14 @@ def run(claude_bin: str, proxy: ProxyThread, project: Path, prompt: str) -> Any:
     return run_claude(claude_bin, prompt, base_url=proxy.url, api_key=ROUTER_KEY, cwd=project, timeout=180)
 
 
-def test_scenario_1_write_then_text_all_local(claude_bin: str, tmp_path: Path, project: Path, local: OpenAILocal) -> None:
+def test_scenario_1_write_then_text_all_local(
+    claude_bin: str, tmp_path: Path, project: Path, local: OpenAILocal
+) -> None:
     target = project / "hello.txt"
     local.script_classifier("A one-file edit.\nSIMPLE")
     local.responder = lambda rec: (
-        ChunkReply(chat_chunks(text="Created hello.txt with the greeting.")) if has_tool_result(rec)
+        ChunkReply(chat_chunks(text="Created hello.txt with the greeting."))
+        if has_tool_result(rec)
         else ChunkReply(write_call_chunks(target))
     )
     cfg = make_config(tmp_path, local_url=local.v1_url)
@@ -86,14 +91,17 @@ def test_scenario_1_write_then_text_all_local(claude_bin: str, tmp_path: Path, p
     assert len(local.requests_tagged("classify")) == 1
     # The tool result came back to the local model as an OpenAI tool message.
     follow_up = [r for r in local.requests_tagged("chat") if has_tool_result(r)]
-    assert follow_up and any("tool" == m["role"] for m in follow_up[0].json["messages"])
+    assert follow_up and any(m["role"] == "tool" for m in follow_up[0].json["messages"])
 
 
-def test_scenario_2_text_tool_call_text_in_one_response(claude_bin: str, tmp_path: Path, project: Path, local: OpenAILocal) -> None:
+def test_scenario_2_text_tool_call_text_in_one_response(
+    claude_bin: str, tmp_path: Path, project: Path, local: OpenAILocal
+) -> None:
     target = project / "notes.txt"
     local.script_classifier("SIMPLE")
     local.responder = lambda rec: (
-        ChunkReply(chat_chunks(text="All done: notes.txt is written.")) if has_tool_result(rec)
+        ChunkReply(chat_chunks(text="All done: notes.txt is written."))
+        if has_tool_result(rec)
         else ChunkReply(write_call_chunks(target, text_before="I'll write the file now.", text_after=" Writing it."))
     )
     cfg = make_config(tmp_path, local_url=local.v1_url)

@@ -62,7 +62,12 @@ def test_non_streaming_relayed_unchanged(proxy: ProxyThread, upstream: Anthropic
 
 
 def test_headers_forwarded_and_router_key_not(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
-    headers = proxy.headers(**{"anthropic-version": "2023-06-01", "anthropic-beta": "claude-code-20250219,fine-grained-tool-streaming-2025-05-14"})
+    headers = proxy.headers(
+        **{
+            "anthropic-version": "2023-06-01",
+            "anthropic-beta": "claude-code-20250219,fine-grained-tool-streaming-2025-05-14",
+        }
+    )
     httpx.post(proxy.url + "/v1/messages", headers=headers, json=messages_body(model="cloud,m1"))
     sent = upstream.requests_tagged("messages")[0]
     assert sent.headers["anthropic-version"] == "2023-06-01"

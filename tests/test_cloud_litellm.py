@@ -18,7 +18,9 @@ pytestmark = pytest.mark.litellm
 
 @pytest.fixture
 def proxy(tmp_path: Path, cloud: LiteLLMCloud) -> Iterator[ProxyThread]:
-    cfg = make_config(tmp_path, cloud_url=cloud.url, cloud={"simple_model": cloud.simple_model, "complex_model": cloud.complex_model})
+    cfg = make_config(
+        tmp_path, cloud_url=cloud.url, cloud={"simple_model": cloud.simple_model, "complex_model": cloud.complex_model}
+    )
     env = {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_LITELLM_KEY": cloud.master_key}
     with ProxyThread(cfg, env) as p:
         yield p
@@ -34,7 +36,13 @@ def test_sdk_stream_through_switchyard_and_litellm(proxy: ProxyThread, cloud: Li
         model="cloud",
         max_tokens=100,
         messages=[{"role": "user", "content": "what is in /etc/hosts?"}],
-        tools=[{"name": "Read", "description": "read a file", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}],
+        tools=[
+            {
+                "name": "Read",
+                "description": "read a file",
+                "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}},
+            }
+        ],
     ) as stream:
         events = [e.type for e in stream]
         final = stream.get_final_message()
@@ -61,7 +69,9 @@ def test_sdk_non_streaming_and_model_mapping(proxy: ProxyThread, cloud: LiteLLMC
 def test_overloaded_upstream_is_retried_through_litellm(proxy: ProxyThread, cloud: LiteLLMCloud) -> None:
     cloud.upstream.fail_next(1, status=529)
     cloud.upstream.script(text_reply("ok"))
-    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud", stream=True), timeout=60)
+    r = httpx.post(
+        proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud", stream=True), timeout=60
+    )
     assert r.status_code == 200 and b"message_stop" in r.content
     # LiteLLM may retry on its own as well; what matters is the client never saw the 529.
     assert len(cloud.upstream.requests_tagged("messages")) >= 2

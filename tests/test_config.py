@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, load_config, load_prompt
 from proxy.classifier import DEFAULT_PROMPT
+from proxy.config import ConfigError, load_config, load_prompt
 
 GOOD = """
 [listen]
@@ -51,18 +51,18 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('port = 3456', 'port = 3456\nprot = 1', "unknown config key 'listen.prot'"),
-        ('[routing]', '[routng]', "unknown config section 'routng'"),
-        ('port = 3456', 'port = "3456"', "'listen.port' must be an integer"),
-        ('max_output_tokens = 8192', 'max_output_tokens = true', "'local.max_output_tokens' must be an integer"),
-        ('classify_timeout_s = 15', 'classify_timeout_s = "fast"', "'routing.classify_timeout_s' must be a number"),
+        ("port = 3456", "port = 3456\nprot = 1", "unknown config key 'listen.prot'"),
+        ("[routing]", "[routng]", "unknown config section 'routng'"),
+        ("port = 3456", 'port = "3456"', "'listen.port' must be an integer"),
+        ("max_output_tokens = 8192", "max_output_tokens = true", "'local.max_output_tokens' must be an integer"),
+        ("classify_timeout_s = 15", 'classify_timeout_s = "fast"', "'routing.classify_timeout_s' must be a number"),
         ('"/home/u/.local/state', '"$HOME/.local/state', "'log.decisions' holds"),
         ('"/home/u/.local/state', '"~/.local/state', "variables and '~' are not expanded"),
         ('"/home/u/.local/state/switchyard/decisions.jsonl"', '"decisions.jsonl"', "must be an absolute path"),
         ('model = "qwen3-coder"', 'model = ""', "'local.model' is required"),
         ('base_url = "http://127.0.0.1:4000"', 'base_url = "127.0.0.1:4000"', "'cloud.base_url' must be an http"),
-        ('[cloud]', '[cloud]\nkey_env = "sk-live-abc123-secret!"', "must name an environment variable"),
-        ('classify_timeout_s = 15', 'classify_timeout_s = 0', "must be greater than 0"),
+        ("[cloud]", '[cloud]\nkey_env = "sk-live-abc123-secret!"', "must name an environment variable"),
+        ("classify_timeout_s = 15", "classify_timeout_s = 0", "must be greater than 0"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -74,14 +74,14 @@ def test_bad_config_names_the_key(tmp_path: Path, old: str, new: str, message: s
 
 
 def test_missing_required_key_entirely(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'cloud.simple_model' is required"):
+    with pytest.raises(ConfigError, match=r"'cloud\.simple_model' is required"):
         load_config(write(tmp_path, GOOD.replace('simple_model = "claude-haiku"\n', "")))
 
 
 def test_not_toml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[listen\nport=1"))
-    with pytest.raises(ConfigError, match="does not exist; run 'python -m installer'"):
+    with pytest.raises(ConfigError, match=r"does not exist; run 'python -m installer'"):
         load_config(tmp_path / "nope.toml")
 
 

@@ -99,7 +99,10 @@ def test_plan_mode_from_notice_not_thinking() -> None:
     assert extract_facts(plan, {}, 10).plan_mode
     system_role = {"model": "m", "messages": [{"role": "system", "content": notice}, _turn("go")]}
     assert extract_facts(system_role, {}, 10).plan_mode
-    exited = {"model": "m", "messages": [*plan["messages"], _turn("<system-reminder>## Exited Plan Mode</system-reminder>ok")]}
+    exited = {
+        "model": "m",
+        "messages": [*plan["messages"], _turn("<system-reminder>## Exited Plan Mode</system-reminder>ok")],
+    }
     assert not extract_facts(exited, {}, 10).plan_mode
 
 

@@ -19,7 +19,8 @@ from tests.standins.sse import anthropic_grammar_errors, parse_sse
 from tests.streams import TOOLS, Case, all_cases
 
 TOOL_DEFS = [
-    {"name": n, "description": f"the {n} tool", "input_schema": {"type": "object", "properties": {}}} for n in sorted(TOOLS)
+    {"name": n, "description": f"the {n} tool", "input_schema": {"type": "object", "properties": {}}}
+    for n in sorted(TOOLS)
 ]
 
 
@@ -38,13 +39,18 @@ def upstream() -> Iterator[AnthropicUpstream]:
 @pytest.fixture
 def proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
     cfg = make_config(
-        tmp_path, local_url=local.v1_url, cloud_url=upstream.url, local={"first_token_timeout_s": 1.0, "read_timeout_s": 1.0}
+        tmp_path,
+        local_url=local.v1_url,
+        cloud_url=upstream.url,
+        local={"first_token_timeout_s": 1.0, "read_timeout_s": 1.0},
     )
     with ProxyThread(cfg) as p:
         yield p
 
 
-def body(text: str = "fix the typo", *, stream: bool = True, model: str = "local", session: str | None = None) -> dict[str, Any]:
+def body(
+    text: str = "fix the typo", *, stream: bool = True, model: str = "local", session: str | None = None
+) -> dict[str, Any]:
     b: dict[str, Any] = {
         "model": model,
         "max_tokens": 64000,
@@ -77,7 +83,9 @@ def normalise(content: list[Any]) -> list[dict[str, Any]]:
 
 def expected(case: Case) -> list[dict[str, Any]]:
     return [
-        {"type": "text", "text": b["text"]} if b["type"] == "text" else {"type": "tool_use", "name": b["name"], "input": b["input"]}
+        {"type": "text", "text": b["text"]}
+        if b["type"] == "text"
+        else {"type": "tool_use", "name": b["name"], "input": b["input"]}
         for b in case.content
     ]
 
@@ -126,9 +134,7 @@ def test_stream_faults_before_content_fall_back_to_the_cloud(
     ],
     ids=["500", "garbage", "no-response", "stall-after-role", "drop", "unknown-tool", "broken-json", "empty"],
 )
-def test_local_faults_fall_back_transparently(
-    proxy: ProxyThread, local: OpenAILocal, reply: Any, cause: str
-) -> None:
+def test_local_faults_fall_back_transparently(proxy: ProxyThread, local: OpenAILocal, reply: Any, cause: str) -> None:
     local.script(reply)
     final = sdk_final(proxy, body())
     assert final.content[0].type == "text" and final.content[0].text == "cloud says hi"
@@ -182,9 +188,13 @@ def test_non_streaming_local_and_fallback(proxy: ProxyThread, local: OpenAILocal
 
 def test_outgoing_local_request_is_allow_listed(proxy: ProxyThread, local: OpenAILocal) -> None:
     b = body()
-    b.update({"thinking": {"type": "adaptive"}, "context_management": {"edits": []}, "output_config": {"effort": "high"}})
+    b.update(
+        {"thinking": {"type": "adaptive"}, "context_management": {"edits": []}, "output_config": {"effort": "high"}}
+    )
     local.script(ChunkReply(chat_chunks(text="ok")))
     httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=b, timeout=30)
     sent = local.requests_tagged("chat")[0].json
-    assert not {"thinking", "reasoning", "enable_thinking", "context_management", "output_config", "metadata"} & set(sent)
+    assert not {"thinking", "reasoning", "enable_thinking", "context_management", "output_config", "metadata"} & set(
+        sent
+    )
     assert sent["model"] == "local-model" and sent["max_tokens"] == 4096 and sent["stream"] is True

@@ -29,7 +29,7 @@ def write_config(tmp_path: Path, port: int, cloud_url: str = "http://127.0.0.1:9
 [listen]
 host = "{host}"
 port = {port}
-pidfile = "{tmp_path / 'piddir' / 'switchyard.pid'}"
+pidfile = "{tmp_path / "piddir" / "switchyard.pid"}"
 shutdown_grace_s = 10
 [local]
 base_url = "http://127.0.0.1:9/v1"
@@ -39,7 +39,7 @@ base_url = "{cloud_url}"
 simple_model = "cloud-simple"
 complex_model = "cloud-complex"
 [log]
-decisions = "{tmp_path / 'decisions.jsonl'}"
+decisions = "{tmp_path / "decisions.jsonl"}"
 """
     )
     return cfg

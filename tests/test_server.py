@@ -73,7 +73,9 @@ def test_bearer_token_is_accepted(proxy: ProxyThread) -> None:
 
 
 def test_unknown_path_and_method(proxy: ProxyThread) -> None:
-    assert "GET /v1/nope" in anthropic_error(httpx.get(proxy.url + "/v1/nope", headers=proxy.headers()), 404, "not_found_error")
+    assert "GET /v1/nope" in anthropic_error(
+        httpx.get(proxy.url + "/v1/nope", headers=proxy.headers()), 404, "not_found_error"
+    )
     anthropic_error(httpx.get(proxy.url + "/v1/messages", headers=proxy.headers()), 405, "invalid_request_error")
 
 
@@ -85,11 +87,26 @@ def test_unknown_path_and_method(proxy: ProxyThread) -> None:
         (json.dumps(messages_body()).encode(), "text/plain", 415, "content-type must be application/json"),
         (json.dumps({"max_tokens": 5, "messages": []}).encode(), "application/json", 400, "model"),
         (json.dumps({"model": "m", "max_tokens": 5}).encode(), "application/json", 400, "messages"),
-        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(), "application/json", 400, "max_tokens"),
+        (
+            json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(),
+            "application/json",
+            400,
+            "max_tokens",
+        ),
         (json.dumps({**messages_body(), "max_tokens": "9"}).encode(), "application/json", 400, "max_tokens"),
         (json.dumps({**messages_body(), "stream": "yes"}).encode(), "application/json", 400, "stream"),
-        (json.dumps({**messages_body(), "messages": [{"role": "bot", "content": "x"}]}).encode(), "application/json", 400, "messages.0.role"),
-        (json.dumps({**messages_body(), "messages": [{"role": "user", "content": 5}]}).encode(), "application/json", 400, "messages.0.content"),
+        (
+            json.dumps({**messages_body(), "messages": [{"role": "bot", "content": "x"}]}).encode(),
+            "application/json",
+            400,
+            "messages.0.role",
+        ),
+        (
+            json.dumps({**messages_body(), "messages": [{"role": "user", "content": 5}]}).encode(),
+            "application/json",
+            400,
+            "messages.0.content",
+        ),
         (json.dumps({**messages_body(), "tools": [{"description": "x"}]}).encode(), "application/json", 400, "tools.0"),
         (b'{"model": "m", "pad": "' + b"x" * 300_000 + b'"}', "application/json", 413, "limit"),
         (b"\xff\xfe\x00garbage", "application/json", 400, "not valid JSON"),
@@ -114,7 +131,9 @@ def test_count_tokens_is_local_and_fast_path(proxy: ProxyThread, upstream: Anthr
     assert upstream.requests == []
 
 
-def test_explicit_cloud_is_forwarded_with_query_string_ignored(proxy: ProxyThread, upstream: AnthropicUpstream, local: OpenAILocal) -> None:
+def test_explicit_cloud_is_forwarded_with_query_string_ignored(
+    proxy: ProxyThread, upstream: AnthropicUpstream, local: OpenAILocal
+) -> None:
     upstream.script(text_reply("from the cloud"))
     r = httpx.post(proxy.url + "/v1/messages?beta=true", headers=proxy.headers(), json=messages_body(model="cloud"))
     assert r.status_code == 200 and r.json()["content"][0]["text"] == "from the cloud"
@@ -125,7 +144,9 @@ def test_explicit_cloud_is_forwarded_with_query_string_ignored(proxy: ProxyThrea
     assert (rec["route"], rec["reason"], rec["model"], rec["status"]) == ("cloud", "explicit", "cloud-complex", 200)
 
 
-def test_classification_happens_once_per_user_turn(proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream) -> None:
+def test_classification_happens_once_per_user_turn(
+    proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream
+) -> None:
     local.script_classifier("Needs a design.\nCOMPLEX")
     headers = proxy.headers(**{"X-Claude-Code-Session-Id": "sess-1"})
     first = messages_body("design a plugin system")
@@ -159,20 +180,34 @@ def test_simple_verdict_routes_local(proxy: ProxyThread, local: OpenAILocal) -> 
     local.script_classifier("SIMPLE")
     httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body("fix a typo"))
     [rec] = proxy.decisions()
-    assert (rec["route"], rec["reason"], rec["verdict"], rec["model"]) == ("local", "classified", "SIMPLE", "local-model")
+    assert (rec["route"], rec["reason"], rec["verdict"], rec["model"]) == (
+        "local",
+        "classified",
+        "SIMPLE",
+        "local-model",
+    )
 
 
 def test_a_burst_pays_for_one_health_check(proxy: ProxyThread, local: OpenAILocal) -> None:
     local.default_verdict = "COMPLEX"
     body = messages_body("explain", model="claude-haiku-4-5")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=body, timeout=30).status_code, range(8)))
+        codes = list(
+            pool.map(
+                lambda _: (
+                    httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=body, timeout=30).status_code
+                ),
+                range(8),
+            )
+        )
     assert len(codes) == 8
     assert proxy.state.health.checks == 1
     assert len(local.requests_tagged("")) == 1  # one GET /v1/models
 
 
-def test_local_down_goes_to_cloud_and_is_logged(proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream) -> None:
+def test_local_down_goes_to_cloud_and_is_logged(
+    proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream
+) -> None:
     local.stop()
     r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body("hello"))
     assert r.status_code == 200
@@ -182,14 +217,33 @@ def test_local_down_goes_to_cloud_and_is_logged(proxy: ProxyThread, local: OpenA
 
 def test_decision_record_fields_and_no_prompt_text(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
     secret_words = "my-private-prompt-words"
-    httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(secret_words, model="cloud", stream=True))
+    httpx.post(
+        proxy.url + "/v1/messages",
+        headers=proxy.headers(),
+        json=messages_body(secret_words, model="cloud", stream=True),
+    )
     proxy.decisions(1)
     text = Path(proxy.cfg.log.decisions).read_text()
     assert secret_words not in text and ROUTER_KEY not in text
     rec = json.loads(text.splitlines()[0])
     assert list(rec) == [
-        "ts", "id", "session", "route", "model", "reason", "verdict", "local_up", "classify_ms", "status",
-        "ttft_ms", "total_ms", "fallback", "input_tokens", "output_tokens", "detail", "stream",
+        "ts",
+        "id",
+        "session",
+        "route",
+        "model",
+        "reason",
+        "verdict",
+        "local_up",
+        "classify_ms",
+        "status",
+        "ttft_ms",
+        "total_ms",
+        "fallback",
+        "input_tokens",
+        "output_tokens",
+        "detail",
+        "stream",
     ]
     assert rec["ts"].endswith("Z") and rec["id"].startswith("req_")
     assert rec["stream"] is True and rec["input_tokens"] == 25 and rec["output_tokens"] == 12

@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 def count(litellm_bin: str) -> Any:
     tokenizers = pytest.importorskip("tokenizers")
     venv = Path(litellm_bin).resolve().parent.parent
-    found = sorted(venv.glob("lib/python3*/site-packages/litellm/litellm_core_utils/tokenizers/anthropic_tokenizer.json"))
+    found = sorted(
+        venv.glob("lib/python3*/site-packages/litellm/litellm_core_utils/tokenizers/anthropic_tokenizer.json")
+    )
     assert found, f"no anthropic_tokenizer.json under {venv}"
     tok = tokenizers.Tokenizer.from_file(str(found[0]))
     return lambda text: len(tok.encode(text).ids)
@@ -62,9 +64,14 @@ def with_code_results(base: dict[str, Any]) -> dict[str, Any]:
         numbered = "".join(f"{n:>6}\t{line}\n" for n, line in enumerate(path.read_text().splitlines(), 1))
         tid = f"toolu_{i:04d}"
         body["messages"].append(
-            {"role": "assistant", "content": [{"type": "tool_use", "id": tid, "name": "Read", "input": {"file_path": str(path)}}]}
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": tid, "name": "Read", "input": {"file_path": str(path)}}],
+            }
         )
-        body["messages"].append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tid, "content": numbered}]})
+        body["messages"].append(
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tid, "content": numbered}]}
+        )
     return body
 
 
