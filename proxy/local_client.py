@@ -21,12 +21,14 @@ and it is the translator's job to notice a missing finish_reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
 
+from proxy import jsonio
 from proxy.config import LocalConfig
 from proxy.sse import SSEDecodeError, SSEDecoder, SSEEvent
 
@@ -94,7 +96,7 @@ def _chunk_of(ev: SSEEvent) -> dict[str, Any] | None:
     if data == "[DONE]":
         return None
     try:
-        chunk = json.loads(data)
+        chunk = jsonio.loads(data)
     except ValueError:
         raise LocalFailure("malformed-stream", f"event data is not JSON: {data[:60]!r}") from None
     if not isinstance(chunk, dict):
@@ -104,6 +106,18 @@ def _chunk_of(ev: SSEEvent) -> dict[str, Any] | None:
         msg = err.get("message") if isinstance(err, dict) else err
         raise LocalFailure("upstream-error", str(msg)[:_DETAIL_MAX])
     return chunk
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read what follows ``[DONE]`` (the chunked-encoding terminator, normally in the same packet).
+
+    A response released before its body ends closes the connection instead of returning it to the
+    pool, and every next request would pay a new TCP connect.
+    """
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(1.0):
+            while await resp.content.readany():
+                pass
 
 
 async def stream_chat(
@@ -126,7 +140,9 @@ async def stream_chat(
     got_chunk = False
     try:
         async with asyncio.timeout_at(deadline):
-            resp = await session.post(url, json=payload, headers=_headers(api_key, stream=True), timeout=timeout)
+            resp = await session.post(
+                url, data=jsonio.dumps(payload), headers=_headers(api_key, stream=True), timeout=timeout
+            )
     except aiohttp.ClientConnectionError as exc:  # before TimeoutError: a connect timeout is both
         raise _connect_failure(exc) from None
     except TimeoutError:
@@ -169,6 +185,7 @@ async def stream_chat(
             for ev in events:
                 chunk = _chunk_of(ev)
                 if chunk is None:
+                    await _drain(resp)
                     return
                 got_chunk = True
                 yield chunk
@@ -206,7 +223,9 @@ async def complete_chat(
     try:
         async with (
             asyncio.timeout(cfg.first_token_timeout_s),
-            session.post(url, json=payload, headers=_headers(api_key, stream=False), timeout=timeout) as resp,
+            session.post(
+                url, data=jsonio.dumps(payload), headers=_headers(api_key, stream=False), timeout=timeout
+            ) as resp,
         ):
             await _raise_for_status(resp, api_key)
             try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import json
 import logging
 import os
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from proxy import __version__, pidfile
+from proxy import __version__, jsonio, pidfile
 from proxy.classifier import classify, compact_view
 from proxy.cloud import CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt
@@ -151,7 +150,7 @@ async def _read_json(request: web.Request) -> tuple[Any, bytes]:
         raise BadRequest(413, f"request body is larger than the {limit}-byte limit (listen.max_body_bytes)")
     raw = await request.read()
     try:
-        return json.loads(raw), raw
+        return jsonio.loads(raw), raw
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(400, f"request body is not valid JSON: {exc}") from None
 

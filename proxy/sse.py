@@ -17,6 +17,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from proxy import jsonio
+
 
 class SSEDecodeError(ValueError):
     """A line of the stream is not valid UTF-8."""
@@ -139,10 +141,9 @@ def encode_event(name: str, data: dict[str, Any]) -> bytes:
 
     JSON escapes every \\n and \\r inside strings, so the data always fits on one line.
     """
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     try:
-        return f"event: {name}\ndata: {payload}\n\n".encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (possible after json.loads of "\ud800"): escape instead of failing.
-        payload = json.dumps(data, separators=(",", ":"))
-        return f"event: {name}\ndata: {payload}\n\n".encode()
+        payload = jsonio.dumps(data)
+    except TypeError:
+        # A lone surrogate (possible after parsing "\ud800"): escape it instead of failing.
+        payload = json.dumps(data, separators=(",", ":")).encode()
+    return b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n"
