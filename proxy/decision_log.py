@@ -30,13 +30,14 @@ concurrent requests never interleave within a line.  Rotation is by size: ``deci
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from proxy import jsonio
 
 FIELDS = (
     "ts",
@@ -89,7 +90,7 @@ class DecisionRecord:
         for key in ("classify_ms", "ttft_ms", "total_ms"):
             if data[key] is not None:
                 data[key] = round(data[key], 3)
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        return jsonio.dumps(data).decode()
 
 
 class DecisionLog:
