@@ -1,0 +1,71 @@
+"""The plan: every file the run would write, compared with what is on disk now.
+
+Rendering is pure (bytes in memory); comparing with disk is a read.  Only files whose bytes or mode
+differ are written, which is what makes a second run "nothing to change" and a dry run free.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+
+@dataclass
+class FileChange:
+    path: Path
+    new: bytes
+    mode: int
+    role: str
+    step: str
+    secret: bool = False
+    old: bytes | None = None
+    old_mode: int | None = None
+
+    @classmethod
+    def of(cls, path: Path, new: bytes, mode: int, role: str, step: str, *, secret: bool = False) -> FileChange:
+        fc = cls(path, new, mode, role, step, secret)
+        if path.exists():
+            fc.old = path.read_bytes()
+            fc.old_mode = path.stat().st_mode & 0o777
+        return fc
+
+    @property
+    def status(self) -> str:
+        if self.old is None:
+            return "create"
+        if self.old != self.new or self.old_mode != self.mode:
+            return "update"
+        return "unchanged"
+
+    @property
+    def changed(self) -> bool:
+        return self.status != "unchanged"
+
+    def diff(self) -> str:
+        if self.secret:
+            return f"    (contents hidden: {self.path.name} holds secrets; mode {self.mode:04o})\n"
+        a = [] if self.old is None else self.old.decode("utf-8", "replace").splitlines(keepends=True)
+        b = self.new.decode("utf-8", "replace").splitlines(keepends=True)
+        text = "".join(difflib.unified_diff(a, b, fromfile=f"{self.path} (now)", tofile=f"{self.path} (after)"))
+        if not text and self.old_mode != self.mode:
+            return f"    (mode {self.old_mode or 0:04o} -> {self.mode:04o})\n"
+        return text
+
+
+def colour_diff(diff: str) -> str:
+    out = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith(("+++", "---")):
+            out.append(click.style(line, bold=True))
+        elif line.startswith("+"):
+            out.append(click.style(line, fg="green"))
+        elif line.startswith("-"):
+            out.append(click.style(line, fg="red"))
+        elif line.startswith("@@"):
+            out.append(click.style(line, fg="cyan"))
+        else:
+            out.append(line)
+    return "".join(out)

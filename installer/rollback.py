@@ -1,0 +1,91 @@
+"""Undo the current run's actions in reverse order (certbot-reverter style).
+
+Used when a step fails, when the user answers "no"/Ctrl-C during the apply phase, and on SIGTERM.
+Each undo is best effort: one failing does not stop the others; the failures are returned so the
+caller can say what to finish by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from installer.journal import Journal, atomic_write
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+            if waited == pid:
+                return
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = None) -> list[str]:
+    failures: list[str] = []
+    restart_cmd: str | None = None
+    for action in reversed(journal.run["actions"]):
+        op = action["op"]
+        try:
+            if op == "mkdir":
+                with contextlib.suppress(FileNotFoundError):
+                    Path(action["path"]).rmdir()
+            elif op == "create":
+                p = Path(action["path"])
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+            elif op == "overwrite":
+                target, backup = Path(action["path"]), Path(action["backup"])
+                mode = target.stat().st_mode & 0o7777 if target.exists() else backup.stat().st_mode & 0o7777
+                atomic_write(target, backup.read_bytes(), mode)
+            elif op == "venv":
+                target = Path(action["path"])
+                shutil.rmtree(target, ignore_errors=True)
+                if action.get("previous"):
+                    Path(action["previous"]).rename(target)
+            elif op == "command":
+                undo = action.get("undo")
+                if undo:
+                    subprocess.run(undo, check=False, capture_output=True, timeout=60)
+            elif op == "spawn":
+                _kill(int(action["pid"]))
+                for path in [action["pidfile"], *action.get("created", [])]:
+                    with contextlib.suppress(FileNotFoundError):
+                        Path(path).unlink()
+            elif op == "litellm_restart":
+                restart_cmd = action["command"]
+        except (OSError, subprocess.SubprocessError) as exc:
+            failures.append(f"could not undo {op} {action.get('path', '')}: {exc}")
+    # The files are back; LiteLLM must re-read its restored config.
+    if restart_cmd and restart_litellm is not None:
+        try:
+            restart_litellm(restart_cmd)
+        except Exception as exc:
+            failures.append(f"could not restart LiteLLM with {restart_cmd!r}: {exc}; restart it by hand")
+    journal.run["status"] = "rolled-back"
+    journal.restore_previous()
+    for d in sorted(journal._dirs_made_for_journal, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    return failures

@@ -1,0 +1,181 @@
+"""Run the proxy as a service: the systemd user manager when one answers, else a background process.
+
+Containers and CI have ``systemctl`` but no running user manager; there the unit is still written
+(and verified offline) and the proxy is started detached, with its pidfile, so it can be used now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.journal import Journal
+from installer.paths import UNIT_NAME, Paths
+from installer.probes import router_health, wait_router
+
+STABLE_SECONDS = 10.0
+
+
+class ServiceError(Exception):
+    pass
+
+
+def _systemctl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def user_manager_state() -> str | None:
+    """The user manager's state (running, degraded, ...) or None when none answers."""
+    if shutil.which("systemctl") is None:
+        return None
+    try:
+        proc = _systemctl("is-system-running", timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state = proc.stdout.strip()
+    if state in ("running", "degraded", "starting", "initializing", "maintenance"):
+        return state
+    return None
+
+
+def linger_enabled(user: str | None = None) -> bool | None:
+    """True/False from ``loginctl show-user USER -p Linger``; None when that cannot be asked."""
+    if shutil.which("loginctl") is None:
+        return None
+    who = user or getpass.getuser()
+    try:
+        proc = subprocess.run(
+            ["loginctl", "show-user", who, "-p", "Linger"], capture_output=True, text=True, check=False, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = proc.stdout.strip()
+    if proc.returncode != 0 or not out.startswith("Linger="):
+        return None
+    return out == "Linger=yes"
+
+
+@dataclass
+class ServiceResult:
+    manager: str
+    message: str
+    pid: int | None
+
+
+def _main_pid() -> int:
+    proc = _systemctl("show", UNIT_NAME, "-p", "MainPID", "--value")
+    try:
+        return int(proc.stdout.strip() or 0)
+    except ValueError:
+        return 0
+
+
+def start_systemd(journal: Journal, paths: Paths, port: int, key: str, restart: bool) -> ServiceResult:
+    for args in (("daemon-reload",), ("enable", UNIT_NAME)):
+        proc = _systemctl(*args)
+        if proc.returncode != 0:
+            raise ServiceError(f"systemctl --user {' '.join(args)} failed: {proc.stderr.strip()}")
+    journal.action("command", argv=["systemctl", "--user", "enable", UNIT_NAME],
+                   undo=["systemctl", "--user", "disable", UNIT_NAME])
+    verb = "restart" if restart else "start"
+    proc = _systemctl(verb, UNIT_NAME, timeout=90)
+    journal.action("command", argv=["systemctl", "--user", verb, UNIT_NAME],
+                   undo=["systemctl", "--user", "stop", UNIT_NAME])
+    journal.set("service", {
+        "manager": "systemd", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
+        "enabled": True, "started": True, "pidfile": str(paths.pidfile),
+        "undo": [["systemctl", "--user", "disable", "--now", UNIT_NAME], ["systemctl", "--user", "daemon-reload"]],
+    })
+    if proc.returncode != 0:
+        raise ServiceError(f"systemctl --user {verb} {UNIT_NAME} failed: {proc.stderr.strip()}; see {paths.proxy_log}")
+    status, _body = wait_router(port, key, 30.0)
+    if status != 200:
+        raise ServiceError(f"the service started but /health answered {status or 'nothing'}; see {paths.proxy_log}")
+    first = _main_pid()
+    time.sleep(STABLE_SECONDS)
+    active = _systemctl("is-active", UNIT_NAME).stdout.strip()
+    if active != "active" or _main_pid() != first:
+        raise ServiceError(f"{UNIT_NAME} did not stay up (state {active}); see {paths.proxy_log}")
+    status, _body = router_health(port, key)
+    if status != 200:
+        raise ServiceError(f"/health answered {status} after the service settled; see {paths.proxy_log}")
+    return ServiceResult("systemd", f"{UNIT_NAME} is active (PID {first}) and /health answers 200", first)
+
+
+def _stop_background(pidfile: Path) -> None:
+    from proxy.pidfile import live_pid
+
+    pid = live_pid(pidfile)
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 15)
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def start_background(
+    journal: Journal, paths: Paths, port: int, env_values: Mapping[str, str], key: str
+) -> ServiceResult:
+    """Start ``<venv python> -m proxy serve`` detached, with the env file's variables, output to proxy.log."""
+    _stop_background(paths.pidfile)
+    journal.make_dirs(paths.proxy_log.parent)
+    journal.make_dirs(paths.pidfile.parent)
+    if not paths.proxy_log.exists():
+        journal.note_log(paths.proxy_log)
+        journal.action("create", path=str(paths.proxy_log))
+    journal.note_log(paths.decisions_log)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHYARD_", "ANTHROPIC_"))}
+    env.update(env_values)
+    # The ExecStartPre of the unit, done by hand: a stale pidfile must not block the start.
+    with contextlib.suppress(FileNotFoundError):
+        paths.pidfile.unlink()
+    with open(paths.proxy_log, "ab") as log:
+        proc = subprocess.Popen(
+            [str(paths.venv_python), "-m", "proxy", "serve", "--config", str(paths.config_file)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=str(paths.data_dir),
+            start_new_session=True,
+        )
+    # Files the proxy itself may create: a rollback removes them only if they did not exist before.
+    fresh = [str(f) for f in (paths.decisions_log,) if not f.exists()]
+    journal.action("spawn", pid=proc.pid, pidfile=str(paths.pidfile), created=fresh)
+    journal.set("service", {
+        "manager": "background", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
+        "enabled": False, "started": True, "pidfile": str(paths.pidfile),
+        "undo": [["kill", "-TERM", str(proc.pid)]],
+    })
+    status, _body = wait_router(port, key, 30.0, alive=lambda: proc.poll() is None)
+    if status != 200:
+        raise ServiceError(
+            f"the proxy started in the background did not answer /health with 200 (got {status or 'nothing'}); "
+            f"see {paths.proxy_log}"
+        )
+    msg = f"proxy running in the background (PID {proc.pid}), /health answers 200"
+    return ServiceResult("background", msg, proc.pid)
+
+
+def restart_waiter(url: str) -> Callable[[str], None]:
+    """A callable that runs a LiteLLM restart command and waits until it is live again."""
+    from installer.probes import wait_litellm
+
+    def run(command: str) -> None:
+        proc = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=300)  # noqa: S602 - the user's own restart command
+        if proc.returncode != 0:
+            raise ServiceError(f"the LiteLLM restart command {command!r} exited {proc.returncode}: "
+                               f"{proc.stderr.strip()[-200:]}")
+        if not wait_litellm(url, 120.0):
+            raise ServiceError(f"LiteLLM did not come back at {url} within 120 s after {command!r}")
+
+    return run

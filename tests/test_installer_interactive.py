@@ -1,0 +1,130 @@
+"""The interactive installer driven in a real terminal (pexpect), answering every prompt."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from installer import probes
+from installer.paths import Paths
+from proxy.config import load_config
+from tests.standins.base import free_port
+from tests.test_installer_support import REPO, Lab, make_lab, snapshot, stop_installed_proxy
+
+DOWN = "\x1b[B"
+UP = "\x1b[A"
+KILL_LINE = "\x15"  # Ctrl-U: clear the pre-filled default
+
+
+@pytest.fixture(scope="module")
+def ilab(litellm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with make_lab(tmp_path_factory.mktemp("ilab"), litellm_bin) as lab:
+        yield lab
+
+
+def spawn(*args: str, env_extra: dict[str, str] | None = None) -> pexpect.spawn:
+    env = dict(os.environ)
+    env.update({"PYTHONPATH": str(REPO), "TERM": "xterm", "COLUMNS": "200", "LINES": "50"})
+    env.update(env_extra or {})
+    return pexpect.spawn(
+        sys.executable, ["-m", "installer", *args], cwd=str(REPO), env=env, encoding="utf-8",
+        timeout=60, dimensions=(50, 200),
+    )
+
+
+def answer_text(child: pexpect.spawn, prompt: str, value: str) -> None:
+    child.expect_exact(prompt)
+    child.send(KILL_LINE + value + "\r")
+
+
+def test_interactive_install_end_to_end(ilab: Lab, tmp_path: Path) -> None:
+    cfg_copy = tmp_path / "litellm.yaml"
+    cfg_copy.write_bytes(ilab.litellm_config.read_bytes())
+    cloud = probes.litellm_models(ilab.litellm_url, ilab.key)
+    port = free_port()
+    child = spawn("--venv-mode", "inherit")
+    transcript: list[str] = []
+    try:
+        answer_text(child, "Local model server URL", ilab.local.url)
+        child.expect_exact("Local model")
+        child.send(DOWN + "\r")  # the second loaded model: other-local
+        answer_text(child, "LiteLLM URL", ilab.litellm_url)
+        child.expect_exact("LiteLLM key (hidden")
+        child.send(ilab.key + "\r")
+        child.expect_exact("SIMPLE tier")
+        child.send(DOWN * cloud.index("cloud-simple") + "\r")
+        child.expect_exact("COMPLEX tier")
+        # The cursor starts on the simple model.
+        child.send(DOWN * ((cloud.index("cloud-complex") - cloud.index("cloud-simple")) % len(cloud)) + "\r")
+        # Running LiteLLM processes' configs are offered first; "Another path..." is last (the list wraps).
+        child.expect_exact("The LiteLLM config file")
+        child.send(UP + "\r")
+        answer_text(child, "Path of the LiteLLM config", str(cfg_copy))
+        child.expect_exact("Entries that get the drop list")
+        child.send("\r")  # keep the pre-checked entries behind the two cloud names
+        child.expect_exact("How is LiteLLM restarted?")
+        child.send(DOWN + "\r")  # "I will restart it myself"
+        answer_text(child, "Router port", str(port))
+        answer_text(child, "Launcher name", "claude-sw")
+        child.expect_exact("Change the advanced settings")
+        child.send("n")
+        child.expect_exact("Apply this plan?")
+        transcript.append(child.before)
+        child.send("y")
+        for question in ("Patch the LiteLLM config now?", "Write the secrets file", "Write the router config",
+                         "virtual environment", "Start the Switchyard service?", "Run the classifier check"):
+            child.expect_exact(question, timeout=120)
+            child.send("y")
+        child.expect_exact("Done.", timeout=120)
+        child.expect(pexpect.EOF, timeout=60)
+        transcript.append(child.before)
+        child.close()
+        assert child.exitstatus == 0
+        output = "".join(transcript)
+        assert ilab.key not in output  # the hidden key is never echoed
+        assert "+      drop_params: true" in output
+        p = Paths.from_env()
+        cfg = load_config(p.config_file)
+        assert cfg.local.model == "other-local" and cfg.listen.port == port
+        assert p.launcher("claude-sw").exists()
+        saved = p.answers_file.read_text()
+        assert "local_model: other-local" in saved and ilab.key not in saved
+        assert "drop_params: true" in cfg_copy.read_text()
+    finally:
+        child.close(force=True)
+        stop_installed_proxy(Path(os.environ["XDG_RUNTIME_DIR"]))
+
+
+def test_ctrl_c_at_a_prompt_changes_nothing(ilab: Lab, tmp_path: Path) -> None:
+    p = Paths.from_env()
+    before = snapshot(p.home)
+    child = spawn()
+    try:
+        answer_text(child, "Local model server URL", ilab.local.url)
+        child.expect_exact("Local model")
+        child.sendintr()
+        child.expect_exact("nothing was changed")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 130
+    finally:
+        child.close(force=True)
+    assert snapshot(p.home) == before
+
+
+def test_unreachable_local_server_is_asked_again(ilab: Lab, tmp_path: Path) -> None:
+    child = spawn()
+    try:
+        answer_text(child, "Local model server URL", f"http://127.0.0.1:{free_port()}")
+        child.expect_exact("LM Studio")  # the hints for the common servers
+        answer_text(child, "Local model server URL", ilab.local.url)
+        child.expect_exact("qwen-local")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)

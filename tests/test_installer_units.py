@@ -1,0 +1,207 @@
+"""Installer pieces that need no live service: journal, rollback, answers, rendering."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from installer import answers as answers_mod
+from installer import render
+from installer.journal import Journal, load, sha256_bytes
+from installer.paths import Paths
+from installer.rollback import rollback
+from proxy.config import load_config
+from tests.test_installer_support import snapshot
+
+
+def paths() -> Paths:
+    return Paths.from_env()
+
+
+# ---- journal + rollback ------------------------------------------------------------------------
+
+
+def test_journal_records_and_rollback_restores_tree(tmp_path: Path) -> None:
+    p = paths()
+    user_file = tmp_path / "litellm.yaml"
+    user_file.write_bytes(b"model_list: []\n")
+    before = snapshot(p.home, tmp_path / "litellm.yaml")
+    j = Journal(p.journal_file, p.backups_dir)
+    j.write_file(p.config_file, b"x = 1\n", 0o644, step="render", role="config")
+    j.patch_user_file(user_file, b"model_list: []\nlitellm_settings: {drop_params: true}\n",
+                      [{"key": "litellm_settings", "action": "section_added"}], step="litellm_yaml")
+    state = load(p.journal_file)
+    assert state is not None
+    assert state["files_created"][str(p.config_file)]["sha256"] == sha256_bytes(b"x = 1\n")
+    rec = state["files_modified"][str(user_file)]
+    assert Path(rec["backup"]).read_bytes() == b"model_list: []\n"
+    assert rec["sha256_before"] == sha256_bytes(b"model_list: []\n")
+    assert rec["sha256_after"] == sha256_bytes(user_file.read_bytes())
+    assert state["runs"][-1]["status"] == "running"
+    assert rollback(j) == []
+    assert snapshot(p.home, tmp_path / "litellm.yaml") == before
+
+
+def test_rerun_keeps_original_backup_and_notices_user_edits(tmp_path: Path) -> None:
+    p = paths()
+    user_file = tmp_path / "litellm.yaml"
+    user_file.write_bytes(b"a: 1\n")
+    j = Journal(p.journal_file, p.backups_dir)
+    j.patch_user_file(user_file, b"a: 1\nb: 2\n", [{"key": "b"}], step="litellm_yaml")
+    j.finish("complete")
+    first = load(p.journal_file)["files_modified"][str(user_file)]  # type: ignore[index]
+    user_file.write_bytes(b"a: 1\nb: 2\nmine: 3\n")  # the user edits between runs
+    j2 = Journal(p.journal_file, p.backups_dir)
+    j2.patch_user_file(user_file, b"a: 1\nb: 2\nmine: 3\nc: 4\n", [{"key": "c"}], step="litellm_yaml")
+    j2.finish("complete")
+    rec = load(p.journal_file)["files_modified"][str(user_file)]  # type: ignore[index]
+    assert rec["backup"] == first["backup"]
+    assert Path(rec["backup"]).read_bytes() == b"a: 1\n"
+    assert rec["restore_exact"] is False
+    assert [c["key"] for c in rec["yaml_changes"]] == ["b", "c"]
+    # Only the original backup is left: the per-run safety copy of the second run is gone.
+    assert sorted(x.name for x in p.backups_dir.rglob("*") if x.is_file()) == ["litellm.yaml.prev"]
+
+
+def test_failed_rerun_rollback_restores_previous_journal(tmp_path: Path) -> None:
+    p = paths()
+    j = Journal(p.journal_file, p.backups_dir)
+    j.write_file(p.config_file, b"v1\n", 0o644, step="render", role="config")
+    j.finish("complete")
+    before = snapshot(p.home)
+    j2 = Journal(p.journal_file, p.backups_dir)
+    j2.write_file(p.config_file, b"v2\n", 0o644, step="render", role="config")
+    j2.write_file(p.env_file, b"K=v\n", 0o600, step="secrets", role="env")
+    assert p.config_file.read_bytes() == b"v2\n"
+    assert rollback(j2) == []
+    assert snapshot(p.home) == before
+
+
+def test_journal_is_valid_json_after_every_step(tmp_path: Path) -> None:
+    p = paths()
+    j = Journal(p.journal_file, p.backups_dir)
+    for i in range(3):
+        j.write_file(p.config_dir / f"f{i}", b"x", 0o644, step="render", role=f"r{i}")
+        state = json.loads(p.journal_file.read_text())
+        assert len(state["files_created"]) == i + 1
+    assert stat.S_IMODE(p.journal_file.stat().st_mode) == 0o600
+
+
+# ---- answers ------------------------------------------------------------------------------------
+
+
+def test_layering_flags_beat_file_beat_previous_beat_defaults() -> None:
+    ans, problems = answers_mod.layer(
+        {"port": 4000}, {"port": "5000", "launcher_name": "from-file"}, {"launcher_name": "prev", "local_model": "m"}
+    )
+    assert problems == []
+    assert ans.port == 4000 and ans.origin["port"] == "flag"
+    assert ans.launcher_name == "from-file"
+    assert ans.local_model == "m" and ans.origin["local_model"] == "previous run"
+    assert ans.long_context_threshold == 60000 and ans.origin["long_context_threshold"] == "default"
+
+
+def test_all_problems_reported_at_once() -> None:
+    _ans, problems = answers_mod.layer({}, {"port": "abc", "classify_timeout_s": "soon"}, {})
+    assert len(problems) == 2
+    ans2, _ = answers_mod.layer({}, {"local_url": "localhost:1234", "launcher_name": "a/b"}, {})
+    static = answers_mod.static_problems(ans2, require_all=True)
+    text = "\n".join(static)
+    for needle in ("local_url must be", "launcher_name must be", "local_model is missing",
+                   "cloud_simple_model is missing", "litellm_config is missing", "litellm_restart is missing"):
+        assert needle in text
+
+
+def test_unknown_key_in_answers_file(tmp_path: Path) -> None:
+    f = tmp_path / "a.yml"
+    f.write_text("local_url: http://x\nlocal_modle: typo\n")
+    with pytest.raises(answers_mod.AnswersError, match="local_modle"):
+        answers_mod.read_answers_file(f)
+
+
+def test_saved_answers_roundtrip_without_secrets(tmp_path: Path) -> None:
+    ans, _ = answers_mod.layer({"local_url": "http://127.0.0.1:1234", "litellm_restart": "docker restart l"}, {}, {})
+    data = answers_mod.dump_answers(ans)
+    f = tmp_path / "answers.yml"
+    f.write_bytes(data)
+    back = answers_mod.read_answers_file(f)
+    assert back["litellm_restart"] == "docker restart l"
+    assert "key" not in " ".join(k for k in back if k != "litellm_key_env")
+
+
+# ---- rendering ----------------------------------------------------------------------------------
+
+
+def render_input(port: int = 3456) -> render.RenderInput:
+    return render.RenderInput(
+        paths=paths(), local_base_url="http://127.0.0.1:1234/v1", local_model='qwen "3" \\ local',
+        litellm_url="http://127.0.0.1:4000", cloud_simple_model="cloud-simple", cloud_complex_model="cloud-complex",
+        port=port, launcher_name="claude-routed", long_context_threshold=60000, classify_timeout_s=15,
+        classify_max_tokens=8192, router_key_env="SWITCHYARD_ROUTER_KEY", litellm_key_env="SWITCHYARD_LITELLM_KEY",
+    )
+
+
+def test_config_renders_and_loads_with_proxy_loader(tmp_path: Path) -> None:
+    data = render.render_config(render_input())
+    f = tmp_path / "c.toml"
+    f.write_bytes(data)
+    cfg = load_config(f)
+    p = paths()
+    assert cfg.local.model == 'qwen "3" \\ local'
+    assert cfg.listen.pidfile == str(p.pidfile)
+    assert cfg.log.decisions == str(p.decisions_log)
+    assert cfg.routing.classify_timeout_s == 15.0
+    assert cfg.cloud.key_env == "SWITCHYARD_LITELLM_KEY"
+
+
+def test_strict_undefined() -> None:
+    env = render.environment()
+    with pytest.raises(Exception, match="undefined"):
+        env.from_string("{{ nope }}").render()
+
+
+def test_unit_passes_systemd_analyze(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    p = paths()
+    # ExecStart must name an existing executable for verify to pass.
+    p.venv_python.parent.mkdir(parents=True)
+    p.venv_python.symlink_to(sys.executable)
+    unit = render.render_unit(render_input())
+    text = unit.decode()
+    for line in ("Type=exec", f"ExecStartPre=-/bin/rm -f {p.pidfile}",
+                 f"ExecStart={p.venv_python} -m proxy serve --config {p.config_file}",
+                 f"EnvironmentFile={p.env_file}", "Restart=on-failure", "WantedBy=default.target",
+                 f"StandardOutput=append:{p.proxy_log}"):
+        assert line in text.splitlines()
+    assert render.verify_unit(unit) is None
+    bad = unit.replace(b"Restart=on-failure", b"Restart=on-failure\nBogusKey=1")
+    assert render.verify_unit(bad) is not None
+
+
+def test_launcher_points_claude_at_switchyard(tmp_path: Path) -> None:
+    """Run the rendered launcher with a fake `claude` on PATH that prints what it got."""
+    p = paths()
+    p.env_file.parent.mkdir(parents=True)
+    keys = {"SWITCHYARD_ROUTER_KEY": "rk-123", "SWITCHYARD_LITELLM_KEY": 'l$`"'}
+    p.env_file.write_bytes(render.render_env_file(keys))
+    launcher = tmp_path / "claude-routed"
+    launcher.write_bytes(render.render_launcher(render_input(4567)))
+    launcher.chmod(0o755)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    script = '#!/bin/sh\necho "$ANTHROPIC_BASE_URL|$ANTHROPIC_AUTH_TOKEN|${ANTHROPIC_API_KEY:-}|$*"\n'
+    (fake / "claude").write_text(script)
+    (fake / "claude").chmod(0o755)
+    import subprocess
+
+    env = {**os.environ, "PATH": f"{fake}:/usr/bin:/bin", "ANTHROPIC_API_KEY": "real-key"}
+    out = subprocess.run([str(launcher), "-p", "hi there"], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "http://127.0.0.1:4567|rk-123||-p hi there"
+    assert render.parse_env_file(p.env_file.read_bytes())["SWITCHYARD_LITELLM_KEY"] == 'l$`"'
