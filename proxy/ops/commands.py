@@ -1,0 +1,333 @@
+"""The click commands of the ops toolkit: thin wrappers that parse options, call the module that does
+the work, print, and choose the exit status (non-zero whenever a check fails)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from proxy.ops import context
+from proxy.ops.checks import Check, exit_code, render
+from proxy.ops.context import config_option
+
+
+def _ascii_only() -> bool:
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    return encoding != "utf8"
+
+
+def _print_checks(checks: Iterable[Check]) -> int:
+    items = list(checks)
+    ascii_only = _ascii_only()
+    for check in items:
+        click.echo(render(check, ascii_only))
+    bad = sum(1 for c in items if c.failed)
+    click.echo(f"\n{bad} problem(s) found" if bad else "\nall good")
+    return exit_code(items)
+
+
+def _log_path(log: str | None, config_path: str | None) -> Path:
+    if log:
+        return Path(log)
+    from proxy.ops import paths
+
+    cfg = context.load(config_path)
+    path = paths.decisions_path(cfg)
+    if path is None:
+        raise click.ClickException(
+            f"no decision log is configured in {cfg.source}: set [log] decisions = "
+            '"/absolute/path/decisions.jsonl" and restart (or pass --log FILE)'
+        )
+    return path
+
+
+# ---------------------------------------------------------------- status
+
+
+@click.command()
+@config_option
+def status(config_path: str | None) -> None:
+    """Check the running service: one line per check, with the fix when one fails.
+
+    Checks the service state (systemd, or the pidfile where there is no user manager), that
+    its main PID is stable, that it holds its port, /health with the router key, the local
+    model server with the configured model, LiteLLM, and lingering.  Exits 1 when any check
+    fails.
+    """
+    from proxy.ops.status import run_status
+
+    cfg = context.load(config_path)
+    sys.exit(_print_checks(run_status(cfg, cfg.router_key())))
+
+
+# ---------------------------------------------------------------- watch
+
+
+@click.command()
+@config_option
+@click.option("--route", "routes", multiple=True, type=click.Choice(["local", "cloud"]), help="Only this route.")
+@click.option(
+    "--reason", "reasons", multiple=True, metavar="REASON", help="Only this reason (classify matches classify-*)."
+)
+@click.option("--session", "sessions", multiple=True, metavar="ID", help="Only sessions whose id starts with ID.")
+@click.option("--json", "raw_json", is_flag=True, help="Print the raw JSON records.")
+@click.option("-n", "--lines", default=10, show_default=True, help="Show this many past records first.")
+@click.option("--no-follow", is_flag=True, help="Print the past records and exit.")
+@click.option("--log", type=click.Path(dir_okay=False), help="Read this log instead of the configured one.")
+def watch(
+    config_path: str | None,
+    routes: tuple[str, ...],
+    reasons: tuple[str, ...],
+    sessions: tuple[str, ...],
+    raw_json: bool,
+    lines: int,
+    no_follow: bool,
+    log: str | None,
+) -> None:
+    """Follow the decision log as readable lines (Ctrl-C to stop).
+
+    Each line: local time, route, reason (and verdict), model, time to first token, total
+    time, classify time, HTTP status when not 200, fallback, tokens, session, detail.
+    """
+    from proxy.ops import watch as w
+    from proxy.ops.stats import log_files
+
+    path = _log_path(log, config_path)
+    filters = w.Filters(routes, reasons, sessions)
+    if no_follow and not log_files(path):
+        raise click.ClickException(f"no decision log at {path} yet: no request has been answered")
+    start = w.position(path)
+    past: list[str] = []
+    if lines > 0:
+        # The last N *records* that pass the filters: look further back than N lines for them.
+        filtering = bool(filters.routes or filters.reasons or filters.sessions)
+        candidates = w.last_lines(path, max(lines * 50, 1000) if filtering else lines + 100)
+        past = [ln for ln in candidates if (rec := w.parse_line(ln)) is not None and filters.matches(rec)][-lines:]
+    for out in w.render(past, filters, raw_json):
+        click.echo(out)
+    if no_follow:
+        return
+    try:
+        for line in w.follow(path, start=start):
+            for out in w.render([line], filters, raw_json):
+                click.echo(out)
+    except KeyboardInterrupt:
+        pass
+
+
+# ---------------------------------------------------------------- stats
+
+
+@click.command()
+@config_option
+@click.option("--since", metavar="WHEN", help="Only requests since WHEN: 30m, 24h, 7d, or a date/time (UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--no-chart", is_flag=True, help="Leave out the chart of the local share over time.")
+@click.option("--width", default=60, show_default=True, help="Columns of the chart.")
+@click.option("--log", type=click.Path(dir_okay=False), help="Read this log instead of the configured one.")
+def stats(
+    config_path: str | None, since: str | None, as_json: bool, no_chart: bool, width: int, log: str | None
+) -> None:
+    """Summarize the decision log (and its rotated files).
+
+    Requests, local share, counts by reason, fallbacks by cause, classifier failures by mode,
+    classify latency p50/p95, time to first token and total latency by route, cloud tokens
+    avoided by answering locally, and a chart of the local share over time.
+    """
+    from proxy.ops import stats as s
+
+    path = _log_path(log, config_path)
+    if not s.log_files(path):
+        raise click.ClickException(f"no decision log at {path} yet: no request has been answered")
+    bound = None
+    if since:
+        try:
+            bound = s.parse_since(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    result = s.compute_stats(path, since=bound, width=max(10, width))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for line in s.render_text(result, chart=not no_chart, ascii_only=_ascii_only()):
+        click.echo(line)
+
+
+# ---------------------------------------------------------------- classify
+
+
+@click.command()
+@config_option
+@click.argument("prompt", required=False)
+@click.option("--suite", is_flag=True, help="Run the built-in suite of known-easy and known-hard requests.")
+@click.option(
+    "--prompt-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Use this classifier prompt instead of the configured one (try an edit before deploying it).",
+)
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 100),
+    help="With --suite: exit 1 when agreement (in %) is below this.",
+)
+def classify(
+    config_path: str | None, prompt: str | None, suite: bool, prompt_file: str | None, min_agreement: float | None
+) -> None:
+    """Run the proxy's own classifier on PROMPT, or on the built-in suite.
+
+    Uses the same prompt, reply parsing, token budget and timeout as the proxy, against the
+    configured local model.  Prints each verdict, its time and the reply's last line, and
+    flags NO VERDICT (the proxy would send such a request to the cloud).  Exits 1 when PROMPT
+    gets no verdict, or when --min-agreement is not met.
+    """
+    from proxy.config import ConfigError, load_prompt
+    from proxy.ops import classify_suite as cs
+
+    if bool(prompt) == suite:
+        raise click.UsageError('give either a PROMPT or --suite (e.g. switchyard classify "rename x to y")')
+    cfg = context.load(config_path)
+    if prompt_file:
+        text = Path(prompt_file).read_text(encoding="utf-8")
+        if not text.strip():
+            raise click.BadParameter(f"{prompt_file} is empty", param_hint="--prompt-file")
+    else:
+        try:
+            text = load_prompt(cfg)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    cases = cs.suite() if suite else [cs.Case(prompt or "", None)]
+    if suite:
+        click.echo(f"classifying {len(cases)} requests with {cfg.local.model} at {cfg.local.base_url} ...")
+    outcomes = cs.run(cfg, text, cases, cfg.local_key())
+    for o in outcomes:
+        click.echo(cs.format_outcome(o))
+    if suite:
+        summary = cs.summarize(outcomes)
+        click.echo("")
+        click.echo(cs.format_summary(summary))
+        if min_agreement is not None and 100 * (summary.agreement or 0) < min_agreement:
+            sys.exit(1)
+        return
+    if outcomes[0].result.verdict is None:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- doctor
+
+
+@click.command()
+@config_option
+@click.option("--yes", "-y", is_flag=True, help="Run the LiteLLM check without asking (it sends a tiny cloud request).")
+@click.option("--no-cloud", is_flag=True, help="Skip the LiteLLM check (no cloud request).")
+def doctor(config_path: str | None, yes: bool, no_cloud: bool) -> None:
+    """Look for each known fault and say how to fix it.
+
+    Checks: the config loads and holds no literal $HOME or ~; the env file is 0600 and has the
+    keys; no stale pidfile; the unit removes a leftover pidfile; nobody else holds the port;
+    the launcher's key matches the service's; LiteLLM accepts the thinking fields (reasoning,
+    thinking, enable_thinking; one tiny cloud request per cloud model, so it asks first); the local model is loaded;
+    lingering is on; the decision log grows.  Exits 1 when any check fails.
+    """
+    from proxy.ops import doctor as d
+    from proxy.ops.envfile import apply_env_file
+
+    path = context.resolve_config_path(config_path)
+    apply_env_file(context.env_file_for(path), os.environ)
+    allow = yes
+    if not yes and not no_cloud:
+        if sys.stdin.isatty():
+            allow = click.confirm(
+                "The LiteLLM check sends one tiny request per cloud model (a few tokens). Run it?", default=False
+            )
+        else:
+            click.echo("(LiteLLM check skipped: no terminal to ask; use --yes to run it)", err=True)
+    sys.exit(_print_checks(d.run_doctor(path, allow_cloud=allow and not no_cloud)))
+
+
+# ---------------------------------------------------------------- start / stop / restart
+
+_timeout = click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for /health to answer 200.")
+_force = click.option("--force", is_flag=True, help="SIGKILL the proxy if it has not stopped after the grace period.")
+
+
+def _finish(ok: bool, message: str) -> None:
+    if ok:
+        click.echo(message)
+        return
+    raise click.ClickException(message)
+
+
+@click.command()
+@config_option
+@_timeout
+def start(config_path: str | None, timeout: float) -> None:
+    """Start the proxy and wait until /health answers.
+
+    Through systemctl --user when the unit exists and a user manager answers; otherwise
+    detached, with a pidfile, output appended to $XDG_STATE_HOME/switchyard/proxy.log.
+    """
+    from proxy.ops import service
+
+    cfg = context.load(config_path)
+    key = context.require_router_key(cfg)
+    outcome = service.start(cfg, context.resolve_config_path(config_path), key, timeout)
+    _finish(outcome.ok, outcome.message)
+
+
+@click.command()
+@config_option
+@click.option("--timeout", type=float, help="Seconds to wait after SIGTERM.  [default: the grace period + 5]")
+@_force
+def stop(config_path: str | None, timeout: float | None, force: bool) -> None:
+    """Stop the proxy (in-flight answers get the grace period to finish).
+
+    A pidfile is trusted only if its PID is alive and is Switchyard, and it is never removed
+    while that process still runs.
+    """
+    from proxy.ops import service
+
+    cfg = context.load(config_path)
+    outcome = service.stop(cfg, timeout, force)
+    _finish(outcome.ok, outcome.message)
+
+
+@click.command()
+@config_option
+@_timeout
+@_force
+def restart(config_path: str | None, timeout: float, force: bool) -> None:
+    """Stop the proxy, start it again, and wait until /health answers."""
+    from proxy.ops import service
+
+    cfg = context.load(config_path)
+    key = context.require_router_key(cfg)
+    outcome = service.restart(cfg, context.resolve_config_path(config_path), key, timeout, force)
+    _finish(outcome.ok, outcome.message)
+
+
+# ---------------------------------------------------------------- env
+
+
+@click.command()
+@config_option
+@click.option("--shell", type=click.Choice(["sh", "fish"]), default="sh", show_default=True, help="Syntax to print.")
+def env(config_path: str | None, shell: str) -> None:
+    """Print the lines that point Claude Code at Switchyard.
+
+    Use as: eval "$(switchyard env)"   (fish: switchyard env --shell fish | source).
+    This prints the router key, on purpose.
+    """
+    from proxy.ops.envcmd import env_vars, render
+
+    cfg = context.load(config_path)
+    key = context.require_router_key(cfg)
+    for line in render(env_vars(cfg, key), shell):
+        click.echo(line)
+
+
+COMMANDS = (status, watch, stats, classify, doctor, start, stop, restart, env)

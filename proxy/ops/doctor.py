@@ -1,0 +1,378 @@
+"""``switchyard doctor``: look for each known fault and say how to fix it.
+
+Every check is a pure function of what was read (file text, a mode, probe results) returning a
+``Check``; ``run_doctor`` does the reading.  Only the LiteLLM check costs anything (one tiny cloud
+request per cloud model), so the command asks before running it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import shlex
+import stat
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxy import pidfile
+from proxy.config import Config, ConfigError, load_config
+from proxy.ops import paths, probes
+from proxy.ops.checks import Check, failed, passed, skipped
+from proxy.ops.context import base_url, env_file_for
+from proxy.ops.envfile import parse_env_text, read_env_file
+from proxy.ops.probes import HttpResult
+from proxy.ops.status import Facts, Listener, check_linger, check_local_model, listener_facts
+
+REQUIRED_ENV = ("SWITCHYARD_ROUTER_KEY", "SWITCHYARD_LITELLM_KEY")
+THINKING_FIELDS = ("reasoning", "enable_thinking", "thinking", "extra inputs", "extra_forbidden")
+
+
+# ---------------------------------------------------------------- config
+
+
+def check_config_loads(path: Path, error: str | None) -> Check:
+    name = "config loads"
+    if error is None:
+        return passed(name, str(path))
+    fix = "run 'python -m installer' to create it" if "does not exist" in error else f"edit {path}"
+    return failed(name, error, fix)
+
+
+_LITERAL_HOME = re.compile(r"\$\{?HOME\}?|(?<![\w/])~(?=/|$|\")")
+
+
+def check_literal_home(path: Path, text: str | None, home: str) -> Check:
+    """A ``$HOME`` or ``~`` in a value is never expanded (TOML, systemd): the path ends up wrong."""
+    name = "no literal $HOME or ~ in the config"
+    if text is None:
+        return skipped(name, "no config to read")
+    bad = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        code = line
+        if "=" in code and _LITERAL_HOME.search(code.split("=", 1)[1]):
+            bad.append((number, code.split("=", 1)[0].strip()))
+    if not bad:
+        return passed(name)
+    where = ", ".join(f"{key} (line {n})" for n, key in bad)
+    return failed(name, f"{path}: {where} hold a literal $HOME or ~", f"write absolute paths instead, e.g. {home}/...")
+
+
+def check_env_file(path: Path, mode: int | None, text: str | None, cfg: Config | None) -> Check:
+    name = "env file"
+    if mode is None or text is None:
+        return failed(name, f"{path} is missing", "re-run the installer (python -m installer) to write it")
+    if stat.S_IMODE(mode) & 0o077:
+        return failed(
+            name,
+            f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); it holds secrets",
+            f"chmod 600 {shlex.quote(str(path))}",
+        )
+    names = (cfg.listen.key_env, cfg.cloud.key_env) if cfg is not None else REQUIRED_ENV
+    values = parse_env_text(text)
+    missing = [n for n in names if not values.get(n)]
+    if missing:
+        return failed(name, f"{path} has no value for {', '.join(missing)}", "re-run the installer to write them")
+    return passed(name, f"{path} (0600, {', '.join(names)} set)")
+
+
+# ---------------------------------------------------------------- process and unit
+
+
+def check_stale_pidfile(path: Path, pid: int | None, live: bool) -> Check:
+    name = "pidfile"
+    if pid is None:
+        return passed(name, f"none at {path}" if not path.exists() else f"{path} holds no PID")
+    if live:
+        return passed(name, f"{path}: PID {pid} is a running Switchyard")
+    return failed(
+        name,
+        f"stale: {path} names PID {pid}, which is gone or not a Switchyard process",
+        f"rm {shlex.quote(str(path))}  (harmless: a stale pidfile never blocks 'switchyard start')",
+    )
+
+
+def check_unit_cleanup(unit: Path, text: str | None, pid_path: Path) -> Check:
+    """The unit must remove a leftover pidfile before starting (a crash or reboot leaves one)."""
+    name = "unit cleans up the pidfile"
+    if text is None:
+        return skipped(name, f"no systemd unit at {unit}")
+    for line in text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key in ("ExecStartPre", "ExecStopPost") and "rm" in value and str(pid_path) in value:
+            return passed(name, line.strip())
+    return failed(
+        name,
+        f"{unit} has no ExecStartPre= that removes {pid_path}",
+        "re-run the installer (it writes ExecStartPre=-/bin/rm -f PIDFILE), then systemctl --user daemon-reload",
+    )
+
+
+def check_port_holder(port: int, listening: bool, listeners: list[Listener]) -> Check:
+    name = "port"
+    if not listening:
+        return passed(name, f"{port} is free (the proxy is not running)")
+    ours = [li for li in listeners if li.is_switchyard]
+    if ours:
+        return passed(name, f"{port} is held by Switchyard (PID {ours[0].pid})")
+    who = f"{listeners[0].command} (PID {listeners[0].pid})" if listeners else "another user's program"
+    return failed(
+        name,
+        f"{port} is held by {who}, not Switchyard",
+        "stop that program, or choose another listen.port (re-run the installer)",
+    )
+
+
+@dataclass(frozen=True)
+class LauncherKey:
+    key: str | None
+    source: str
+
+
+def launcher_key(text: str, environ_files: Callable[[Path], dict[str, str]], key_env: str) -> LauncherKey:
+    """The router key the launcher will send: a literal assignment, or the env file it reads."""
+    literal = re.search(r"^\s*(?:export\s+)?ANTHROPIC_(?:AUTH_TOKEN|API_KEY)=(['\"]?)([^'\"\s$]+)\1\s*$", text, re.M)
+    if literal:
+        return LauncherKey(literal.group(2), "written in the launcher")
+    m = re.search(r"^\s*env_file=(.+)$", text, re.M)
+    if m:
+        try:
+            parts = shlex.split(m.group(1))
+        except ValueError:
+            parts = []
+        if parts:
+            env_path = Path(parts[0])
+            var = re.search(r"s/\^(\w+)=//", text)
+            return LauncherKey(environ_files(env_path).get(var.group(1) if var else key_env), f"from {env_path}")
+    return LauncherKey(None, "not found in the launcher")
+
+
+def check_launcher_key(launcher: Path, found: LauncherKey | None, service_key: str | None, service_src: str) -> Check:
+    name = "launcher key matches the service"
+    if found is None:
+        return skipped(name, f"no launcher at {launcher}")
+    if not found.key:
+        return failed(name, f"{launcher}: router key {found.source}", "re-run the installer to rewrite the launcher")
+    if not service_key:
+        return failed(name, f"the service's key is unknown ({service_src})", "re-run the installer")
+    if hmac.compare_digest(found.key.encode(), service_key.encode()):
+        return passed(name, f"{launcher} ({found.source}) and the service ({service_src}) agree")
+    return failed(
+        name,
+        f"{launcher} sends a key ({found.source}) that differs from the service's ({service_src}): "
+        "every request is refused with 401",
+        "switchyard restart (the service re-reads the env file); if that is not enough, re-run the installer",
+    )
+
+
+# ---------------------------------------------------------------- cloud and log
+
+
+def check_litellm_thinking(results: Mapping[str, HttpResult] | None, url: str) -> Check:
+    name = "LiteLLM accepts the thinking fields"
+    if results is None:
+        return skipped(name, "not checked (it sends a tiny cloud request; run with --yes to allow it)")
+    for model, r in results.items():
+        if r.status is None:
+            return failed(name, f"{url} does not answer: {r.error}", "start LiteLLM or fix cloud.base_url")
+        if r.status == 200:
+            continue
+        message = _error_message(r)
+        if r.status == 400 and any(word in message.lower() for word in THINKING_FIELDS):
+            return failed(
+                name,
+                f"model {model}: its backend rejects the thinking fields (HTTP 400: {message})",
+                f"in LiteLLM's config add to the litellm_params of {model}: "
+                "additional_drop_params: [reasoning, thinking, enable_thinking], then restart LiteLLM "
+                "(the installer can patch it)",
+            )
+        return failed(name, f"model {model}: HTTP {r.status}: {message}", "check LiteLLM's log and config")
+    return passed(name, f"{', '.join(results)} answered 200 to reasoning, thinking and enable_thinking")
+
+
+def _error_message(r: HttpResult) -> str:
+    data = r.json()
+    msg: object = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        msg = err.get("message") if isinstance(err, dict) else err
+    text = str(msg) if msg else r.body.decode("utf-8", "replace")
+    return " ".join(text.split())[:200]
+
+
+# The thinking-related fields clients and routers put on a request; an OpenAI-compatible backend
+# behind LiteLLM rejects them unless that model's ``additional_drop_params`` drops them.  The same
+# set the installer probes and patches for (installer/probes.py), so the two agree.
+PROBE_FIELDS: dict[str, object] = {
+    "reasoning": {"effort": "low"},
+    "thinking": {"type": "enabled", "budget_tokens": 1024},
+    "enable_thinking": True,
+}
+
+
+def thinking_probe_body(model: str) -> bytes:
+    # One output token: the smallest request that still carries the fields.
+    body: dict[str, object] = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
+    return json.dumps({**body, **PROBE_FIELDS}).encode()
+
+
+@dataclass(frozen=True)
+class LogProbe:
+    configured: bool
+    running: bool
+    answered: int | None = None  # the proxy's HTTP status for the probe request
+    grew: bool = False
+    deleted_fd: bool = False  # the proxy writes to a log file that was deleted or moved away
+    path: str = ""
+
+
+def check_log_growing(p: LogProbe) -> Check:
+    name = "decision log grows"
+    if not p.configured:
+        return failed(
+            name,
+            "no decision log configured: stats and watch have nothing to read",
+            'set [log] decisions = "/absolute/path/decisions.jsonl" in the config, then switchyard restart',
+        )
+    if not p.running:
+        return skipped(name, "the proxy is not running")
+    if p.deleted_fd:
+        return failed(name, f"the proxy writes to a deleted copy of {p.path}", "switchyard restart")
+    if p.answered is None:
+        return skipped(name, "the proxy did not answer the probe request")
+    if p.grew:
+        return passed(name, f"{p.path} recorded a probe request")
+    return failed(
+        name,
+        f"the proxy answered a request (HTTP {p.answered}) but {p.path} did not grow",
+        f"check that {Path(p.path).parent} is writable and not full, then switchyard restart",
+    )
+
+
+# ---------------------------------------------------------------- I/O edge
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _log_probe(cfg: Config, key: str, live: int | None) -> LogProbe:
+    log = paths.decisions_path(cfg)
+    if log is None:
+        return LogProbe(configured=False, running=live is not None)
+    if live is None:
+        return LogProbe(configured=True, running=False, path=str(log))
+    deleted = False
+    try:
+        for fd in Path(f"/proc/{live}/fd").iterdir():
+            target = str(fd.readlink())
+            if target.startswith(str(log)) and target.endswith(" (deleted)"):
+                deleted = True
+    except OSError:
+        pass
+    before = log.stat().st_size if log.exists() else 0
+    # An invalid body: answered 400 by the proxy itself, never forwarded to a model.
+    r = probes.http_request(
+        f"{base_url(cfg)}/v1/messages",
+        {**probes.auth_headers(key), "content-type": "application/json"},
+        timeout=5.0,
+        method="POST",
+        body=b"{}",
+    )
+    grew = False
+    deadline = time.monotonic() + 2.0
+    while r.status is not None and time.monotonic() < deadline:
+        if log.exists() and log.stat().st_size != before:
+            grew = True
+            break
+        time.sleep(0.05)
+    return LogProbe(True, True, r.status, grew, deleted, str(log))
+
+
+def _service_key(cfg: Config, live: int | None, env_file: Path) -> tuple[str | None, str]:
+    if live is not None:
+        env = probes.process_environ(live)
+        if env is not None:
+            return env.get(cfg.listen.key_env), f"running PID {live}"
+    unit_text = _read(paths.unit_path())
+    if unit_text:
+        m = re.search(r"^EnvironmentFile=-?(.+)$", unit_text, re.M)
+        if m:
+            unit_env = Path(m.group(1).strip().strip('"'))
+            return read_env_file(unit_env).get(cfg.listen.key_env), f"unit's {unit_env}"
+    return read_env_file(env_file).get(cfg.listen.key_env), str(env_file)
+
+
+def run_doctor(config_path: Path, allow_cloud: bool) -> list[Check]:
+    checks: list[Check] = []
+    error: str | None = None
+    cfg: Config | None = None
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        error = str(exc)
+    checks.append(check_config_loads(config_path, error))
+    checks.append(check_literal_home(config_path, _read(config_path), str(paths.home())))
+    env_file = env_file_for(config_path)
+    try:
+        mode: int | None = env_file.stat().st_mode
+    except OSError:
+        mode = None
+    checks.append(check_env_file(env_file, mode, _read(env_file), cfg))
+    if cfg is None:
+        checks.append(skipped("the rest", "needs a config that loads"))
+        return checks
+    pid_path = paths.pidfile_path(cfg)
+    pid = pidfile.read_pid(pid_path)
+    live = pidfile.live_pid(pid_path)
+    if live is None:
+        listening, listeners = listener_facts(cfg.listen.port)
+        live = next((li.pid for li in listeners if li.is_switchyard), None)
+    else:
+        listening, listeners = listener_facts(cfg.listen.port)
+    checks.append(check_stale_pidfile(pid_path, pid, pid is not None and pidfile.is_switchyard(pid)))
+    unit = paths.unit_path()
+    checks.append(check_unit_cleanup(unit, _read(unit), pid_path))
+    checks.append(check_port_holder(cfg.listen.port, listening, listeners))
+    launcher = paths.launcher_path()
+    launcher_text = _read(launcher)
+    found = launcher_key(launcher_text, read_env_file, cfg.listen.key_env) if launcher_text is not None else None
+    service_key, service_src = _service_key(cfg, live, env_file)
+    checks.append(check_launcher_key(launcher, found, service_key, service_src))
+    local_key = cfg.local_key()
+    local_url = cfg.local.base_url.rstrip("/")
+    facts = Facts(
+        local_url=local_url,
+        local_model=cfg.local.model,
+        local_models=probes.http_request(
+            f"{local_url}/models", {"Authorization": f"Bearer {local_key}"} if local_key else {}
+        ),
+    )
+    checks.append(check_local_model(facts))
+    thinking: dict[str, HttpResult] | None = None
+    if allow_cloud:
+        thinking = {}
+        headers = {
+            **probes.auth_headers(cfg.cloud_key()),
+            "content-type": "application/json",
+            "anthropic-version": "2023-06-01",
+        }
+        for model in dict.fromkeys((cfg.cloud.simple_model, cfg.cloud.complex_model)):
+            thinking[model] = probes.http_request(
+                f"{cfg.cloud.base_url.rstrip('/')}/v1/messages",
+                headers,
+                timeout=min(cfg.cloud.timeout_s, 60.0),
+                method="POST",
+                body=thinking_probe_body(model),
+            )
+    checks.append(check_litellm_thinking(thinking, cfg.cloud.base_url))
+    checks.append(check_linger(probes.linger()))
+    checks.append(check_log_growing(_log_probe(cfg, cfg.router_key(), live)))
+    return checks

@@ -1,0 +1,272 @@
+"""``switchyard status``: is the service up, stable, on its port, healthy, and are its two models reachable?
+
+Facts are gathered at the edge (``gather``); each check is a pure function of them.  The port is
+trusted over any banner: a healthy ``/health`` answer counts only when the process holding the
+port is the Switchyard we expect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxy import pidfile
+from proxy.config import Config
+from proxy.ops import paths, probes
+from proxy.ops.checks import Check, failed, passed, skipped
+from proxy.ops.context import base_url
+from proxy.ops.probes import HttpResult, UnitState
+
+
+@dataclass(frozen=True)
+class Listener:
+    pid: int
+    is_switchyard: bool
+    command: str
+
+
+@dataclass
+class Facts:
+    unit_file: bool = False
+    unit: UnitState | None = None
+    pidfile: Path | None = None
+    pidfile_pid: int | None = None
+    pidfile_live: int | None = None
+    main_pids: tuple[int | None, int | None] = (None, None)
+    port: int = 0
+    listening: bool = False
+    listeners: list[Listener] = field(default_factory=list)
+    health: HttpResult | None = None
+    local_url: str = ""
+    local_model: str = ""
+    local_models: HttpResult | None = None
+    litellm_url: str = ""
+    litellm: HttpResult | None = None
+    linger: bool | None = None
+
+    @property
+    def systemd(self) -> bool:
+        return self.unit_file and self.unit is not None and self.unit.manager
+
+
+# ---------------------------------------------------------------- pure checks
+
+
+def check_service(f: Facts) -> Check:
+    name = "service"
+    if f.systemd:
+        assert f.unit is not None
+        if f.unit.active == "active":
+            return passed(name, f"systemd unit {paths.UNIT_NAME} active ({f.unit.sub}), PID {f.unit.main_pid}")
+        return failed(
+            name,
+            f"systemd unit {paths.UNIT_NAME} is {f.unit.active or 'unknown'} ({f.unit.sub or f.unit.error})",
+            f"switchyard start; if it fails again: journalctl --user -u {paths.UNIT_NAME} -n 50, "
+            f"and {paths.proxy_log_path()}",
+        )
+    how = "no systemd user manager" if f.unit_file else "no systemd unit"
+    if f.pidfile_live is not None:
+        return passed(name, f"running detached, PID {f.pidfile_live} (pidfile {f.pidfile}; {how})")
+    if f.pidfile_pid is not None:
+        return failed(
+            name,
+            f"not running: pidfile {f.pidfile} names PID {f.pidfile_pid}, which is not a Switchyard process",
+            "switchyard start (a stale pidfile never blocks a start)",
+        )
+    return failed(name, f"not running ({how}, no pidfile at {f.pidfile})", "switchyard start")
+
+
+def main_pid(f: Facts) -> int | None:
+    if f.systemd:
+        assert f.unit is not None
+        return f.unit.main_pid or None
+    return f.pidfile_live
+
+
+def check_pid_stable(f: Facts) -> Check:
+    name = "main PID stable"
+    first, second = f.main_pids
+    if first is None and second is None:
+        return skipped(name, "not running")
+    restarts = f.unit.restarts if f.systemd and f.unit is not None else 0
+    if first != second:
+        return failed(
+            name,
+            f"the main PID changed from {first} to {second} within a second: the proxy is restarting",
+            f"look at the end of {paths.proxy_log_path()} (or journalctl --user -u {paths.UNIT_NAME})",
+        )
+    if restarts:
+        return passed(name, f"PID {first}; systemd restarted it {restarts} time(s) since the unit started")
+    return passed(name, f"PID {first}")
+
+
+def check_port(f: Facts) -> Check:
+    name = "port"
+    where = f"127.0.0.1:{f.port}"
+    expected = main_pid(f)
+    if not f.listening:
+        return failed(name, f"nothing listens on {where}", "switchyard start; then switchyard status")
+    if not f.listeners:
+        return failed(
+            name,
+            f"{where} is held by a process this user cannot see (another user's program)",
+            "stop that program, or choose another listen.port in the config (re-run the installer)",
+        )
+    ours = [li for li in f.listeners if li.is_switchyard]
+    if expected is not None and any(li.pid == expected for li in f.listeners):
+        return passed(name, f"PID {expected} listens on {where}")
+    if ours and expected is None:
+        return failed(
+            name,
+            f"{where} is held by a Switchyard (PID {ours[0].pid}) that the service does not know",
+            f"kill {ours[0].pid}; then switchyard start",
+        )
+    other = f.listeners[0]
+    what = "another Switchyard" if other.is_switchyard else f"another program ({other.command})"
+    return failed(
+        name,
+        f"{where} is held by {what}, PID {other.pid}, not by the service's PID {expected}",
+        "stop that program (or choose another listen.port and re-run the installer), then switchyard restart",
+    )
+
+
+def check_health(f: Facts) -> Check:
+    name = "/health"
+    h = f.health
+    if h is None:
+        return skipped(name, "not probed")
+    if h.status is None:
+        return failed(name, f"no answer: {h.error}", "switchyard start; then switchyard status")
+    if h.status == 401:
+        return failed(
+            name,
+            "the router key was refused (401)",
+            "the running proxy has another key than the env file: switchyard restart",
+        )
+    data = h.json()
+    if h.status != 200 or not isinstance(data, dict) or data.get("status") != "ok":
+        return failed(name, f"HTTP {h.status}, not a Switchyard health answer", "switchyard doctor")
+    pids = {li.pid for li in f.listeners}
+    if pids and data.get("pid") not in pids:
+        return failed(
+            name,
+            f"the answer claims PID {data.get('pid')}, but the port is held by PID {sorted(pids)}",
+            "switchyard doctor",
+        )
+    local = "up" if data.get("local_up") else "DOWN"
+    return passed(name, f"version {data.get('version')}, up {float(data.get('uptime_s') or 0):.0f} s, local {local}")
+
+
+def model_ids(result: HttpResult) -> list[str]:
+    data = result.json()
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id")]
+
+
+def check_local_model(f: Facts) -> Check:
+    name = "local model"
+    r = f.local_models
+    if r is None:
+        return skipped(name, "not probed")
+    if r.status is None:
+        return failed(
+            name,
+            f"local server {f.local_url} does not answer: {r.error}",
+            "start your local model server (LM Studio, Ollama, vLLM, llama.cpp) or fix local.base_url",
+        )
+    if r.status != 200:
+        return failed(name, f"{f.local_url}/models answered HTTP {r.status}", "check the local server's logs")
+    ids = model_ids(r)
+    if f.local_model in ids:
+        return passed(name, f"{f.local_model} available at {f.local_url}")
+    have = ", ".join(ids[:6]) or "none"
+    return failed(
+        name,
+        f"{f.local_model} is not loaded at {f.local_url} (it has: {have})",
+        f"load it (LM Studio: lms load {f.local_model}; Ollama: ollama pull {f.local_model}) "
+        "or set local.model in the config to one it has",
+    )
+
+
+def check_litellm(f: Facts) -> Check:
+    name = "LiteLLM"
+    r = f.litellm
+    if r is None:
+        return skipped(name, "not probed")
+    if r.status == 200:
+        return passed(name, f"alive at {f.litellm_url}")
+    detail = f"no answer: {r.error}" if r.status is None else f"/health/liveliness answered HTTP {r.status}"
+    return failed(name, f"{f.litellm_url}: {detail}", "start your LiteLLM proxy, or fix cloud.base_url in the config")
+
+
+def check_linger(value: bool | None) -> Check:
+    name = "lingering"
+    if value is None:
+        return skipped(name, "unknown (loginctl unavailable or no login manager)")
+    if value:
+        return passed(name, "on: the service starts at boot, without a login")
+    return failed(
+        name, "off: the service stops when you log out and does not start at boot", "loginctl enable-linger $USER"
+    )
+
+
+STATUS_CHECKS: tuple[Callable[[Facts], Check], ...] = (
+    check_service,
+    check_pid_stable,
+    check_port,
+    check_health,
+    check_local_model,
+    check_litellm,
+    lambda f: check_linger(f.linger),
+)
+
+
+# ---------------------------------------------------------------- I/O edge
+
+
+def _command(pid: int) -> str:
+    argv = pidfile.process_cmdline(pid) or []
+    text = " ".join(argv)
+    return text[:80] or f"PID {pid}"
+
+
+def listener_facts(port: int) -> tuple[bool, list[Listener]]:
+    listening, pids = probes.listeners(port)
+    return listening, [Listener(p, pidfile.is_switchyard(p), _command(p)) for p in pids]
+
+
+def gather(cfg: Config, key: str, sample_interval: float = 0.5, timeout: float = 3.0) -> Facts:
+    f = Facts(port=cfg.listen.port)
+    f.unit_file = paths.unit_path().exists()
+    f.unit = probes.unit_state() if f.unit_file else None
+    f.pidfile = paths.pidfile_path(cfg)
+    f.pidfile_pid = pidfile.read_pid(f.pidfile)
+    f.pidfile_live = pidfile.live_pid(f.pidfile)
+    first = main_pid(f)
+    if first is not None:
+        time.sleep(sample_interval)
+        if f.systemd:
+            f.unit = probes.unit_state()
+        else:
+            f.pidfile_live = pidfile.live_pid(f.pidfile)
+    f.main_pids = (first, main_pid(f))
+    f.listening, f.listeners = listener_facts(cfg.listen.port)
+    f.health = probes.http_request(f"{base_url(cfg)}/health", probes.auth_headers(key), timeout)
+    f.local_url = cfg.local.base_url.rstrip("/")
+    f.local_model = cfg.local.model
+    local_key = cfg.local_key()
+    headers = {"Authorization": f"Bearer {local_key}"} if local_key else {}
+    f.local_models = probes.http_request(f"{f.local_url}/models", headers, timeout)
+    f.litellm_url = cfg.cloud.base_url.rstrip("/")
+    f.litellm = probes.http_request(f"{f.litellm_url}/health/liveliness", None, timeout)
+    f.linger = probes.linger()
+    return f
+
+
+def run_status(cfg: Config, key: str, sample_interval: float = 0.5) -> list[Check]:
+    facts = gather(cfg, key, sample_interval)
+    return [check(facts) for check in STATUS_CHECKS]

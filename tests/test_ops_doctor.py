@@ -1,0 +1,291 @@
+"""``switchyard doctor``: each known fault, made on purpose in a temporary HOME, is found and explained."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from proxy import pidfile
+from proxy.ops import doctor as d
+from proxy.ops.probes import HttpResult, listeners
+from proxy.ops.status import Listener
+from tests.conftest import UserPaths
+from tests.litellm_proc import LiteLLMProcess, openai_model, write_config
+from tests.standins import OpenAILocal, StrictOpenAIUpstream
+from tests.test_ops_support import CLOUD_KEY, REPO, ROUTER_KEY, run_cli, write_setup
+
+
+def lines_for(output: str, name: str) -> str:
+    """The line of one check (with its fix line, if any)."""
+    out = output.splitlines()
+    for i, line in enumerate(out):
+        if line[2:].startswith(name):
+            return "\n".join(
+                out[i : i + 2] if i + 1 < len(out) and out[i + 1].startswith("    fix:") else out[i : i + 1]
+            )
+    raise AssertionError(f"no check named {name!r} in:\n{output}")
+
+
+@pytest.fixture
+def stop_proxy() -> Iterator[None]:
+    yield
+    run_cli("stop", "--force", "--timeout", "5")
+
+
+# ---------------------------------------------------------------- pure checks
+
+
+def test_literal_home_and_tilde_are_found_only_in_values() -> None:
+    text = '# a comment with $HOME is fine\n[log]\ndecisions = "$HOME/x.jsonl"\npidfile = "~/s.pid"\nok = "/a~b"\n'
+    c = d.check_literal_home(Path("/c.toml"), text, "/home/u")
+    assert c.failed
+    assert "decisions (line 3)" in c.detail and "pidfile (line 4)" in c.detail and "ok" not in c.detail
+    assert "/home/u/" in c.fix
+    assert not d.check_literal_home(Path("/c.toml"), '[log]\ndecisions = "/h/x"\n', "/h").failed
+
+
+def test_unit_cleanup_check() -> None:
+    pid = Path("/s/switchyard.pid")
+    good = "[Service]\nExecStartPre=-/bin/rm -f /s/switchyard.pid\nExecStart=/x -m proxy serve\n"
+    assert d.check_unit_cleanup(Path("/u"), good, pid).ok
+    bad = d.check_unit_cleanup(Path("/u"), "[Service]\nExecStart=/x -m proxy serve\n", pid)
+    assert bad.failed and "re-run the installer" in bad.fix
+    assert d.check_unit_cleanup(Path("/u"), None, pid).skipped
+
+
+def test_port_holder_check() -> None:
+    assert d.check_port_holder(1, False, []).ok
+    assert d.check_port_holder(1, True, [Listener(5, True, "python -m proxy serve")]).ok
+    c = d.check_port_holder(1, True, [Listener(6, False, "nginx: master")])
+    assert c.failed and "nginx: master (PID 6)" in c.detail
+    assert d.check_port_holder(1, True, []).failed
+
+
+def test_launcher_key_parsing_follows_the_installer_template(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    env.write_text("SWITCHYARD_ROUTER_KEY=abc\n")
+    text = (
+        "#!/bin/sh\nset -eu\n"
+        f"env_file='{env}'\n"
+        "token=$(sed -n 's/^SWITCHYARD_ROUTER_KEY=//p' \"$env_file\" | head -n 1)\n"
+        'ANTHROPIC_AUTH_TOKEN=$token\nexec claude "$@"\n'
+    )
+    from proxy.ops.envfile import read_env_file
+
+    found = d.launcher_key(text, read_env_file, "SWITCHYARD_ROUTER_KEY")
+    assert found.key == "abc" and str(env) in found.source
+    literal = d.launcher_key("export ANTHROPIC_AUTH_TOKEN='zzz'\n", read_env_file, "X")
+    assert literal.key == "zzz"
+    assert d.check_launcher_key(Path("/l"), found, "abc", "svc").ok
+    c = d.check_launcher_key(Path("/l"), found, "abd", "svc")
+    assert c.failed and "abc" not in c.detail + c.fix and "abd" not in c.detail + c.fix  # no secret printed
+
+
+def test_litellm_thinking_check_judges_answers() -> None:
+    ok = HttpResult(200, b"{}")
+    rejected = HttpResult(400, b'{"error": {"message": "hosted_vllm: Extra inputs are not permitted: reasoning"}}')
+    assert d.check_litellm_thinking({"a": ok}, "u").ok
+    c = d.check_litellm_thinking({"a": ok, "b": rejected}, "u")
+    assert c.failed and "model b" in c.detail and "additional_drop_params" in c.fix
+    assert d.check_litellm_thinking({"a": HttpResult(None, error="Connection refused")}, "u").failed
+    assert d.check_litellm_thinking(None, "u").skipped
+
+
+def test_log_check_judgement() -> None:
+    assert d.check_log_growing(d.LogProbe(configured=False, running=True)).failed
+    assert d.check_log_growing(d.LogProbe(configured=True, running=False)).skipped
+    assert d.check_log_growing(d.LogProbe(True, True, 400, grew=True, path="/l")).ok
+    assert d.check_log_growing(d.LogProbe(True, True, 400, grew=False, path="/l")).failed
+    assert d.check_log_growing(d.LogProbe(True, True, 400, grew=True, deleted_fd=True, path="/l")).failed
+
+
+# ---------------------------------------------------------------- faults made on purpose, end to end
+
+
+def test_config_that_does_not_load_and_literal_home(user_paths: UserPaths) -> None:
+    config = write_setup(user_paths, port=1)
+    config.write_text(config.read_text().replace(str(user_paths.state), "$HOME/.local/state"))
+    res = run_cli("doctor", "--no-cloud")
+    assert res.returncode == 1
+    assert "variables and '~' are not expanded" in lines_for(res.stdout, "config loads")
+    home_line = lines_for(res.stdout, "no literal $HOME")
+    assert home_line.startswith("✗") and "pidfile (line 4)" in home_line and "decisions" in home_line
+    assert "the rest: needs a config that loads" in res.stdout
+
+
+def test_env_file_readable_by_others(user_paths: UserPaths) -> None:
+    config = write_setup(user_paths, port=1, env_mode=0o644)
+    res = run_cli("doctor", "--no-cloud")
+    line = lines_for(res.stdout, "env file")
+    assert line.startswith("✗") and "mode 0644" in line and f"chmod 600 {config.parent / 'env'}" in line
+    assert ROUTER_KEY not in res.stdout + res.stderr and CLOUD_KEY not in res.stdout + res.stderr
+    assert res.returncode == 1
+
+
+def test_stale_pidfile_and_unit_without_cleanup(user_paths: UserPaths) -> None:
+    write_setup(user_paths, port=1)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        pid_path = user_paths.state / "switchyard" / "switchyard.pid"
+        pidfile.write_pidfile(pid_path, sleeper.pid)
+        unit = user_paths.config / "systemd" / "user" / "switchyard.service"
+        unit.parent.mkdir(parents=True)
+        unit.write_text("[Service]\nExecStart=/usr/bin/python3 -m proxy serve --config /x\n")
+        res = run_cli("doctor", "--no-cloud")
+        assert res.returncode == 1
+        stale = lines_for(res.stdout, "pidfile")
+        assert stale.startswith("✗") and f"names PID {sleeper.pid}" in stale and f"rm {pid_path}" in stale
+        assert lines_for(res.stdout, "unit cleans up the pidfile").startswith("✗")
+        assert sleeper.poll() is None
+        unit.write_text(f"[Service]\nExecStartPre=-/bin/rm -f {pid_path}\nExecStart=/x\n")
+        res = run_cli("doctor", "--no-cloud")
+        assert lines_for(res.stdout, "unit cleans up the pidfile").startswith("✓")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_port_held_by_another_program(user_paths: UserPaths, free_port: Callable[[], int]) -> None:
+    port = free_port()
+    write_setup(user_paths, port=port)
+    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not listeners(port)[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        res = run_cli("doctor", "--no-cloud")
+        line = lines_for(res.stdout, "port")
+        assert line.startswith("✗") and "http.server" in line and f"PID {holder.pid}" in line
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_local_model_not_loaded(user_paths: UserPaths) -> None:
+    with OpenAILocal(models=("some-other-model",)) as local:
+        write_setup(user_paths, port=1, local_url=local.v1_url, model="qwen3-coder")
+        res = run_cli("doctor", "--no-cloud")
+    line = lines_for(res.stdout, "local model")
+    assert line.startswith("✗") and "qwen3-coder is not loaded" in line and "some-other-model" in line
+    assert "lms load qwen3-coder" in line
+
+
+def test_lingering_off_is_reported(user_paths: UserPaths, tmp_path: Path) -> None:
+    # No login manager runs here, so loginctl is replaced by a script that answers as logind would.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "loginctl"
+    fake.write_text('#!/bin/sh\necho "Linger=no"\n')
+    fake.chmod(0o755)
+    write_setup(user_paths, port=1)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    res = run_cli("doctor", "--no-cloud", env=env)
+    line = lines_for(res.stdout, "lingering")
+    assert line.startswith("✗") and "loginctl enable-linger $USER" in line
+    fake.write_text('#!/bin/sh\necho "Linger=yes"\n')
+    assert lines_for(run_cli("doctor", "--no-cloud", env=env).stdout, "lingering").startswith("✓")
+
+
+def _write_launcher(up: UserPaths, env_file: Path) -> Path:
+    launcher = up.home / ".local" / "bin" / "claude-routed"
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(
+        "#!/bin/sh\nset -eu\n"
+        f"env_file='{env_file}'\n"
+        "token=$(sed -n 's/^SWITCHYARD_ROUTER_KEY=//p' \"$env_file\" | head -n 1)\n"
+        "ANTHROPIC_BASE_URL='http://127.0.0.1:1'\nANTHROPIC_AUTH_TOKEN=$token\n"
+        'export ANTHROPIC_BASE_URL ANTHROPIC_AUTH_TOKEN\nexec claude "$@"\n'
+    )
+    return launcher
+
+
+def test_launcher_key_differs_from_the_running_service(
+    user_paths: UserPaths, free_port: Callable[[], int], stop_proxy: None
+) -> None:
+    config = write_setup(user_paths, port=free_port())
+    env_file = config.parent / "env"
+    _write_launcher(user_paths, env_file)
+    assert run_cli("start", "--timeout", "20").returncode == 0
+    res = run_cli("doctor", "--no-cloud")
+    assert lines_for(res.stdout, "launcher key matches").startswith("✓")
+    # The key is rotated in the env file, but the service still runs with the old one.
+    env_file.write_text(f"SWITCHYARD_ROUTER_KEY=rotated-key\nSWITCHYARD_LITELLM_KEY={CLOUD_KEY}\n")
+    res = run_cli("doctor", "--no-cloud")
+    line = lines_for(res.stdout, "launcher key matches")
+    assert line.startswith("✗") and "running PID" in line and "switchyard restart" in line
+    assert "rotated-key" not in res.stdout and ROUTER_KEY not in res.stdout
+
+
+def test_decision_log_that_cannot_grow(user_paths: UserPaths, free_port: Callable[[], int], stop_proxy: None) -> None:
+    write_setup(user_paths, port=free_port())
+    log = user_paths.state / "switchyard" / "decisions.jsonl"
+    log.mkdir(parents=True)  # a directory where the log should be: every write fails
+    assert run_cli("start", "--timeout", "20").returncode == 0
+    res = run_cli("doctor", "--no-cloud")
+    line = lines_for(res.stdout, "decision log grows")
+    assert line.startswith("✗") and "did not grow" in line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="proxy/server.py does not yet write a decision line for a rejected request (reason bad-request)",
+)
+def test_decision_log_that_grows(user_paths: UserPaths, free_port: Callable[[], int], stop_proxy: None) -> None:
+    write_setup(user_paths, port=free_port())
+    assert run_cli("start", "--timeout", "20").returncode == 0
+    res = run_cli("doctor", "--no-cloud")
+    assert lines_for(res.stdout, "decision log grows").startswith("✓"), res.stdout
+
+
+def test_litellm_check_asks_first_and_is_skipped_without_a_terminal(user_paths: UserPaths) -> None:
+    with OpenAILocal() as fake_cloud:
+        write_setup(user_paths, port=1, cloud_url=fake_cloud.url)
+        res = run_cli("doctor")
+        assert "use --yes to run it" in res.stderr
+        assert lines_for(res.stdout, "LiteLLM accepts").startswith("-")
+        pexpect = pytest.importorskip("pexpect")
+        child = pexpect.spawn(
+            sys.executable, ["-m", "proxy", "doctor"], cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)},
+            encoding="utf-8", timeout=30,
+        )  # fmt: skip
+        child.expect(r"Run it\? \[y/N\]")
+        child.sendline("n")
+        child.expect(pexpect.EOF)
+        assert "not checked" in child.before
+        assert fake_cloud.requests == [] or all(r.path != "/v1/messages" for r in fake_cloud.requests)
+
+
+def test_litellm_rejecting_thinking_fields_then_patched(
+    user_paths: UserPaths, tmp_path: Path, start_litellm: Callable[..., LiteLLMProcess]
+) -> None:
+    with StrictOpenAIUpstream() as strict:
+        unpatched = write_config(
+            tmp_path / "litellm.yaml",
+            [openai_model("cloud-simple", strict.v1_url), openai_model("cloud-complex", strict.v1_url)],
+        )
+        llm = start_litellm(unpatched)
+        config = write_setup(user_paths, port=1, cloud_url=llm.url)
+        (config.parent / "env").write_text(
+            f"SWITCHYARD_ROUTER_KEY={ROUTER_KEY}\nSWITCHYARD_LITELLM_KEY={llm.master_key}\n"
+        )
+        res = run_cli("doctor", "--yes")
+        line = lines_for(res.stdout, "LiteLLM accepts")
+        assert line.startswith("✗"), line + "\n" + llm.log_tail()
+        assert "additional_drop_params: [reasoning, thinking, enable_thinking]" in line
+        assert llm.master_key not in res.stdout
+        drop = {"additional_drop_params": ["reasoning", "thinking", "enable_thinking"]}
+        patched = write_config(
+            tmp_path / "litellm-patched.yaml",
+            [openai_model("cloud-simple", strict.v1_url, **drop), openai_model("cloud-complex", strict.v1_url, **drop)],
+        )
+        llm.restart(patched)
+        res = run_cli("doctor", "--yes")
+        line = lines_for(res.stdout, "LiteLLM accepts")
+        assert line.startswith("✓"), line + "\n" + llm.log_tail()

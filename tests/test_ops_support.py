@@ -1,0 +1,124 @@
+"""Helpers shared by the ops toolkit tests (test_ops_*.py), and tests of the small shared pieces."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from proxy.ops import paths
+from proxy.ops.checks import Check, exit_code, failed, passed, render, skipped
+from proxy.ops.envfile import apply_env_file, parse_env_text
+from tests.conftest import UserPaths
+
+REPO = Path(__file__).resolve().parents[1]
+ROUTER_KEY = "ops-test-router-key-1f2e3d"
+CLOUD_KEY = "ops-test-litellm-key-9a8b7c"
+
+
+def write_setup(
+    up: UserPaths,
+    *,
+    port: int,
+    local_url: str = "http://127.0.0.1:9/v1",
+    cloud_url: str = "http://127.0.0.1:9",
+    model: str = "local-model",
+    pidfile: bool = True,
+    decisions: bool = True,
+    extra: str = "",
+    routing_extra: str = "",
+    env_mode: int = 0o600,
+) -> Path:
+    """The installer's layout in the test's HOME: config.toml and the env file beside it."""
+    cfg_dir = up.config / "switchyard"
+    cfg_dir.mkdir(parents=True, exist_ok=True)
+    state = up.state / "switchyard"
+    lines = [
+        "[listen]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        f'pidfile = "{state / "switchyard.pid"}"' if pidfile else "",
+        "shutdown_grace_s = 2.0",
+        "[local]",
+        f'base_url = "{local_url}"',
+        f'model = "{model}"',
+        "[cloud]",
+        f'base_url = "{cloud_url}"',
+        'simple_model = "cloud-simple"',
+        'complex_model = "cloud-complex"',
+        "[routing]",
+        "classify_timeout_s = 5.0",
+        routing_extra,
+        "[log]",
+        f'decisions = "{state / "decisions.jsonl"}"' if decisions else "",
+        extra,
+    ]
+    config = cfg_dir / "config.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = cfg_dir / "env"
+    env.write_text(f"SWITCHYARD_ROUTER_KEY={ROUTER_KEY}\nSWITCHYARD_LITELLM_KEY={CLOUD_KEY}\n", encoding="utf-8")
+    env.chmod(env_mode)
+    return config
+
+
+def run_cli(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -m proxy ARGS`` as a user runs it, in the test's isolated HOME."""
+    full_env = dict(os.environ if env is None else env)
+    full_env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=str(REPO),
+        stdin=subprocess.DEVNULL,
+        check=False,
+        **kw,
+    )
+
+
+# ---------------------------------------------------------------- tests of the shared pieces
+
+
+def test_env_file_parsing_follows_systemd_simple_rules() -> None:
+    text = "# secrets\nexport A=1\nB='two words'\nC=\"q\"\n\nnot a line\n1X=bad\nD=a=b\n"
+    assert parse_env_text(text) == {"A": "1", "B": "two words", "C": "q", "D": "a=b"}
+
+
+def test_apply_env_file_never_overrides_what_is_set(tmp_path: Path) -> None:
+    f = tmp_path / "env"
+    f.write_text("A=from-file\nB=from-file\n")
+    environ = {"A": "already"}
+    assert apply_env_file(f, environ) == ["B"]
+    assert environ == {"A": "already", "B": "from-file"}
+    assert apply_env_file(tmp_path / "missing", environ) == []
+
+
+def test_paths_follow_xdg_and_the_answers_file(user_paths: UserPaths) -> None:
+    assert paths.default_config_path() == user_paths.config / "switchyard" / "config.toml"
+    assert paths.unit_path() == user_paths.config / "systemd" / "user" / "switchyard.service"
+    assert paths.proxy_log_path() == user_paths.state / "switchyard" / "proxy.log"
+    assert paths.launcher_path() == user_paths.home / ".local" / "bin" / "claude-routed"
+    (user_paths.config / "switchyard").mkdir()
+    paths.answers_path().write_text("port: 3456\nlauncher_name: 'claude-local'  # chosen\n")
+    assert paths.launcher_path() == user_paths.home / ".local" / "bin" / "claude-local"
+    # A relative XDG value is invalid per the spec and ignored.
+    assert paths.config_home({"HOME": "/h", "XDG_CONFIG_HOME": "rel"}) == Path("/h/.config")
+
+
+def test_check_rendering_and_exit_code() -> None:
+    ok = passed("a", "fine")
+    bad = failed("b", "broken", "do this")
+    na = skipped("c", "not here")
+    assert render(ok) == "✓ a: fine"
+    assert render(bad) == "✗ b: broken\n    fix: do this"
+    assert render(bad, ascii_only=True).startswith("FAIL b")
+    assert render(na) == "- c: not here"
+    assert exit_code([ok, na]) == 0
+    assert exit_code([ok, bad, na]) == 1
+    assert not Check("x", False, skipped=True).failed
