@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,20 +58,20 @@ class UserPaths:
     runtime: Path
 
 
-@pytest.fixture(autouse=True)
-def user_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UserPaths:
-    home = tmp_path / "home"
+def isolate_user_env(root: Path, monkeypatch: pytest.MonkeyPatch) -> UserPaths:
+    """Point HOME and the XDG directories into ``root`` and drop account variables (see module doc)."""
+    home = root / "home"
     paths = UserPaths(
         home=home,
         config=home / ".config",
         data=home / ".local" / "share",
         state=home / ".local" / "state",
         cache=home / ".cache",
-        runtime=tmp_path / "run",
+        runtime=root / "run",
     )
     for p in (paths.home, paths.config, paths.data, paths.state, paths.cache):
         p.mkdir(parents=True, exist_ok=True)
-    paths.runtime.mkdir(mode=0o700)
+    paths.runtime.mkdir(mode=0o700, exist_ok=True)
     paths.runtime.chmod(stat.S_IRWXU)  # mkdir's mode is filtered by the umask
     monkeypatch.setenv("HOME", str(paths.home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(paths.config))
@@ -85,33 +85,37 @@ def user_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UserPaths:
     return paths
 
 
+@pytest.fixture(autouse=True)
+def user_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UserPaths:
+    return isolate_user_env(tmp_path, monkeypatch)
+
+
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     return _free_port
 
 
 # ----- real executables ---------------------------------------------------------------------------
-def _in_ci() -> bool:
-    return bool(_ORIG_ENV.get("CI"))
-
-
-def find_executable(env_var: str, cached: Path, name: str) -> str | None:
-    """``$env_var`` if set (must exist), else ``cached`` if it exists, else ``name`` on PATH."""
-    explicit = _ORIG_ENV.get(env_var)
+def find_executable(
+    env_var: str, cached: Path, name: str, environ: Mapping[str, str] = _ORIG_ENV
+) -> str | None:
+    """``$env_var`` if set (it must be executable), else ``cached`` if it exists, else ``name`` on PATH."""
+    explicit = environ.get(env_var)
     if explicit:
         if not os.access(explicit, os.X_OK):
             pytest.fail(f"{env_var}={explicit} is not an executable file; fix or unset it", pytrace=False)
         return explicit
     if os.access(cached, os.X_OK):
         return str(cached)
-    return shutil.which(name, path=_ORIG_ENV.get("PATH"))
+    return shutil.which(name, path=environ.get("PATH"))
 
 
-def _require(path: str | None, what: str, env_var: str, how: str) -> str:
+def require_executable(path: str | None, what: str, env_var: str, how: str, in_ci: bool) -> str:
+    """``path``, or skip the test (fail it when running in CI, where everything must be installed)."""
     if path:
         return path
     msg = f"{what} not found: set {env_var} or run .ci/run ({how})"
-    if _in_ci():
+    if in_ci:
         pytest.fail(f"CI is set but {msg}", pytrace=False)
     pytest.skip(msg)
 
@@ -119,7 +123,8 @@ def _require(path: str | None, what: str, env_var: str, how: str) -> str:
 @pytest.fixture(scope="session")
 def litellm_bin() -> str:
     found = find_executable("SWITCHYARD_TEST_LITELLM", CI_CACHE / "litellm-venv" / "bin" / "litellm", "litellm")
-    return _require(found, "litellm", "SWITCHYARD_TEST_LITELLM", "pip install 'litellm[proxy]==1.106.2'")
+    how = "pip install 'litellm[proxy]==1.106.2'"
+    return require_executable(found, "litellm", "SWITCHYARD_TEST_LITELLM", how, bool(_ORIG_ENV.get("CI")))
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +132,8 @@ def claude_bin() -> str:
     found = find_executable(
         "SWITCHYARD_TEST_CLAUDE", CI_CACHE / "node" / "node_modules" / ".bin" / "claude", "claude"
     )
-    return _require(found, "claude", "SWITCHYARD_TEST_CLAUDE", "npm install @anthropic-ai/claude-code@2.1.197")
+    how = "npm install @anthropic-ai/claude-code@2.1.197"
+    return require_executable(found, "claude", "SWITCHYARD_TEST_CLAUDE", how, bool(_ORIG_ENV.get("CI")))
 
 
 # ----- stand-ins ----------------------------------------------------------------------------------

@@ -297,3 +297,14 @@ def test_captured_headers_hold_no_secret() -> None:
     assert main["Authorization"] == "Bearer <redacted>"
     assert main["User-Agent"].startswith("claude-cli/2.1.197")
     assert headers["calls"]["write"][0] == "HEAD /"
+
+
+def test_stop_refuses_connections_and_start_comes_back_on_same_port(openai_local: OpenAILocal) -> None:
+    url = openai_local.url
+    openai_local.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/v1/models")
+    openai_local.start()
+    assert openai_local.url == url
+    assert httpx.get(f"{url}/v1/models").status_code == 200
+    assert [r.path for r in openai_local.requests] == ["/v1/models"]

@@ -8,7 +8,8 @@ and there is no port race.
 API (every stand-in subclasses :class:`StandinServer`)::
 
     with AnthropicUpstream() as srv:        # or srv.start() ... srv.stop()
-        srv.url                              # "http://127.0.0.1:PORT"
+        srv.url                              # "http://127.0.0.1:PORT" (kept across stop/start)
+        srv.stop(); srv.start()              # down, then back on the same port
         srv.requests                         # list[RecordedRequest], a snapshot copy
         srv.wait_for_requests(2, timeout=10) # block until at least 2 were received
         srv.clear()                          # forget recorded requests (scripts are kept)
@@ -114,10 +115,10 @@ class StandinServer:
     # ----- lifecycle -------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        if self._sock is None:
-            raise RuntimeError(f"{type(self).__name__} is not started")
-        port: int = self._sock.getsockname()[1]
-        return port
+        """The bound port; still known after :meth:`stop` (handy for "connection refused" tests)."""
+        if self._requested_port == 0:
+            raise RuntimeError(f"{type(self).__name__} was never started")
+        return self._requested_port
 
     @property
     def url(self) -> str:
@@ -134,6 +135,8 @@ class StandinServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._requested_port))
+        # Later starts (after stop()) come back on the same port.
+        self._requested_port = sock.getsockname()[1]
         sock.listen(128)
         sock.setblocking(False)
         self._sock = sock
@@ -158,14 +161,11 @@ class StandinServer:
         self._loop = None
         if self._sock is not None:
             self._sock.close()
-            # Keep the port number for a restart on the same port (tests of "server came back").
             self._sock = None
 
     def restart(self) -> Self:
         """Stop and start again on the same port (recorded requests and scripts are kept)."""
-        port = self.port
         self.stop()
-        self._requested_port = port
         return self.start()
 
     def __enter__(self) -> Self:
