@@ -1,0 +1,1 @@
+"""uninstall.py's logic: replay the installer's journal to undo exactly what Switchyard did."""
