@@ -8,6 +8,7 @@ import click
 
 from proxy import __version__
 from proxy.config import ConfigError, load_config
+from proxy.ops.commands import COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,8 +37,7 @@ def serve(config_path: str) -> None:
     sys.exit(run_server(cfg))
 
 
-from proxy.ops.commands import COMMANDS  # noqa: E402  (after `cli` so `serve` stays first)
-
+# The ops toolkit (status, watch, stats, classify, doctor, start, stop, restart, env): proxy/ops/.
 for _command in COMMANDS:
     cli.add_command(_command)
 

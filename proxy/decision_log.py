@@ -9,7 +9,7 @@ Record fields (all present in every line; unknown values are null):
     model         model name sent upstream
     reason        why: explicit, subagent-tag, no-messages, plan-mode, long-context, server-tool, background,
                   local-down, retry-to-cloud, classified, cached, classify-timeout, classify-error,
-                  classify-empty, bad-request, unauthorized
+                  classify-empty
     verdict       "SIMPLE" | "COMPLEX" | null
     local_up      bool | null (null when the health check was not needed)
     classify_ms   float | null
@@ -30,6 +30,7 @@ concurrent requests never interleave within a line.  Rotation is by size: ``deci
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy import jsonio
+
+log = logging.getLogger("switchyard.decisions")
 
 FIELDS = (
     "ts",
@@ -104,6 +107,30 @@ class DecisionLog:
         self._fd: int | None = None
         self._size = 0
         self._checked_at = 0.0
+        # Reported by /health, so `switchyard doctor` can tell a log that stopped growing.
+        self.written = 0
+        self.failed = 0
+        self.last_error: str | None = None
+
+    def _failure(self, exc: OSError) -> None:
+        self.failed += 1
+        first = self.last_error is None
+        self.last_error = f"{exc.strerror or exc} ({self.path})"
+        self._fd = None
+        if first:
+            log.warning("cannot write the decision log: %s", self.last_error)
+
+    def open(self) -> bool:
+        """Open (creating) the log now, so a bad path is reported at start, not on the first request."""
+        if self.path is None:
+            return True
+        with self._lock:
+            try:
+                self._open()
+            except OSError as exc:
+                self._failure(exc)
+                return False
+        return True
 
     def _open(self) -> int:
         assert self.path is not None
@@ -149,9 +176,10 @@ class DecisionLog:
                     fd = self._open()
                 os.write(fd, line)
                 self._size += len(line)
-            except OSError:
+                self.written += 1
+            except OSError as exc:
                 # Logging must never take a request down with it.
-                self._fd = None
+                self._failure(exc)
 
     def close(self) -> None:
         with self._lock:

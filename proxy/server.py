@@ -59,6 +59,7 @@ class State:
     memory: TurnMemory
     decisions: DecisionLog
     started: float = field(default_factory=time.monotonic)
+    requests: int = 0  # Messages requests that passed the input checks (each gets a decision record)
     cloud_session: aiohttp.ClientSession | None = None
     local_session: aiohttp.ClientSession | None = None
 
@@ -130,6 +131,7 @@ async def health(request: web.Request) -> web.Response:
     st = request.app[STATE]
     assert st.local_session is not None
     local_up = await st.health.is_up(st.local_session)
+    dlog = st.decisions
     return web.json_response(
         {
             "status": "ok",
@@ -137,6 +139,13 @@ async def health(request: web.Request) -> web.Response:
             "local_up": local_up,
             "uptime_s": round(time.monotonic() - st.started, 3),
             "pid": os.getpid(),
+            "requests": st.requests,
+            "decisions": {
+                "path": str(dlog.path) if dlog.path else None,
+                "written": dlog.written,
+                "failed": dlog.failed,
+                "last_error": dlog.last_error,
+            },
         }
     )
 
@@ -262,6 +271,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if problem:
         raise BadRequest(400, problem)
     assert isinstance(body, dict)
+    st.requests += 1
     facts = extract_facts(body, request.headers, len(raw))
     modified = facts.explicit is not None and facts.explicit.source == "subagent-tag" and strip_subagent_tag(body)
     record = DecisionRecord(
@@ -310,6 +320,7 @@ def build_state(cfg: Config, environ: dict[str, str] | None = None) -> State:
 
 async def _sessions(app: web.Application) -> Any:
     st = app[STATE]
+    st.decisions.open()
     st.cloud_session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=60), auto_decompress=False
     )

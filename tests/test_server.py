@@ -248,3 +248,22 @@ def test_decision_record_fields_and_no_prompt_text(proxy: ProxyThread, upstream:
     assert rec["ts"].endswith("Z") and rec["id"].startswith("req_")
     assert rec["stream"] is True and rec["input_tokens"] == 25 and rec["output_tokens"] == 12
     assert rec["ttft_ms"] is not None and rec["total_ms"] >= rec["ttft_ms"]
+
+
+def test_health_counts_requests_and_decision_records(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud"))
+    proxy.decisions(1)
+    data = httpx.get(proxy.url + "/health", headers=proxy.headers()).json()
+    assert data["requests"] == 1
+    assert data["decisions"] == {"path": proxy.cfg.log.decisions, "written": 1, "failed": 0, "last_error": None}
+
+
+def test_unwritable_decision_log_is_reported_not_fatal(tmp_path: Path, upstream: AnthropicUpstream) -> None:
+    (tmp_path / "decisions.jsonl").mkdir()  # a directory where the log file should be
+    cfg = make_config(tmp_path, cloud_url=upstream.url)
+    with ProxyThread(cfg) as p:
+        r = httpx.post(p.url + "/v1/messages", headers=p.headers(), json=messages_body(model="cloud"))
+        assert r.status_code == 200  # the request is answered all the same
+        d = httpx.get(p.url + "/health", headers=p.headers()).json()["decisions"]
+    assert d["written"] == 0 and d["failed"] >= 2  # at start, then for the request
+    assert "Is a directory" in d["last_error"]

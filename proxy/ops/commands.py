@@ -154,7 +154,7 @@ def stats(
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    for line in s.render_text(result, chart=not no_chart, ascii_only=_ascii_only()):
+    for line in s.render_text(result, chart=not no_chart, ascii_only=_ascii_only(), since=bound):
         click.echo(line)
 
 

@@ -12,7 +12,6 @@ import json
 import re
 import shlex
 import stat
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +175,8 @@ def check_litellm_thinking(results: Mapping[str, HttpResult] | None, url: str) -
     name = "LiteLLM accepts the thinking fields"
     if results is None:
         return skipped(name, "not checked (it sends a tiny cloud request; run with --yes to allow it)")
+    rejecting: list[str] = []
+    others: list[str] = []
     for model, r in results.items():
         if r.status is None:
             return failed(name, f"{url} does not answer: {r.error}", "start LiteLLM or fix cloud.base_url")
@@ -183,14 +184,20 @@ def check_litellm_thinking(results: Mapping[str, HttpResult] | None, url: str) -
             continue
         message = _error_message(r)
         if r.status == 400 and any(word in message.lower() for word in THINKING_FIELDS):
-            return failed(
-                name,
-                f"model {model}: its backend rejects the thinking fields (HTTP 400: {message})",
-                f"in LiteLLM's config add to the litellm_params of {model}: "
-                "additional_drop_params: [reasoning, thinking, enable_thinking], then restart LiteLLM "
-                "(the installer can patch it)",
-            )
-        return failed(name, f"model {model}: HTTP {r.status}: {message}", "check LiteLLM's log and config")
+            rejecting.append(model)
+            others.append(f"model {model}: its backend rejects the thinking fields (HTTP 400: {message})")
+        else:
+            others.append(f"{model}: HTTP {r.status}: {message}")
+    if rejecting:
+        return failed(
+            name,
+            "; ".join(others),
+            f"in LiteLLM's config add to the litellm_params of {', '.join(rejecting)}: "
+            "additional_drop_params: [reasoning, thinking, enable_thinking], then restart LiteLLM "
+            "(re-running the installer patches it)",
+        )
+    if others:
+        return failed(name, "; ".join(others), "check LiteLLM's log and config")
     return passed(name, f"{', '.join(results)} answered 200 to reasoning, thinking and enable_thinking")
 
 
@@ -224,10 +231,14 @@ def thinking_probe_body(model: str) -> bytes:
 class LogProbe:
     configured: bool
     running: bool
-    answered: int | None = None  # the proxy's HTTP status for the probe request
-    grew: bool = False
+    answered: int | None = None  # the proxy's HTTP status for GET /health
+    grew: bool = False  # every decision the proxy made so far reached the file
     deleted_fd: bool = False  # the proxy writes to a log file that was deleted or moved away
     path: str = ""
+    requests: int = 0
+    written: int = 0
+    failed: int = 0
+    last_error: str | None = None
 
 
 def check_log_growing(p: LogProbe) -> Check:
@@ -242,13 +253,13 @@ def check_log_growing(p: LogProbe) -> Check:
         return skipped(name, "the proxy is not running")
     if p.deleted_fd:
         return failed(name, f"the proxy writes to a deleted copy of {p.path}", "switchyard restart")
-    if p.answered is None:
-        return skipped(name, "the proxy did not answer the probe request")
+    if p.answered != 200:
+        return skipped(name, "the proxy's /health did not answer with its log counters")
     if p.grew:
-        return passed(name, f"{p.path} recorded a probe request")
+        return passed(name, f"{p.written} of {p.requests} request(s) recorded in {p.path}")
     return failed(
         name,
-        f"the proxy answered a request (HTTP {p.answered}) but {p.path} did not grow",
+        f"the log did not grow: {p.failed} record(s) could not be written ({p.last_error})",
         f"check that {Path(p.path).parent} is writable and not full, then switchyard restart",
     )
 
@@ -277,23 +288,35 @@ def _log_probe(cfg: Config, key: str, live: int | None) -> LogProbe:
                 deleted = True
     except OSError:
         pass
-    before = log.stat().st_size if log.exists() else 0
-    # An invalid body: answered 400 by the proxy itself, never forwarded to a model.
-    r = probes.http_request(
-        f"{base_url(cfg)}/v1/messages",
-        {**probes.auth_headers(key), "content-type": "application/json"},
-        timeout=5.0,
-        method="POST",
-        body=b"{}",
+    # The proxy counts the records it wrote and failed to write (and fails to open a bad path at
+    # start), so no request has to be sent to find out whether the log still grows.
+    r = probes.http_request(f"{base_url(cfg)}/health", probes.auth_headers(key), timeout=5.0)
+    counters: dict[str, object] = {}
+    requests = 0
+    data = r.json() if r.status == 200 else None
+    if isinstance(data, dict):
+        d = data.get("decisions")
+        counters = d if isinstance(d, dict) else {}
+        req = data.get("requests")
+        requests = req if isinstance(req, int) else 0
+    written = counters.get("written")
+    failures = counters.get("failed")
+    last_error = counters.get("last_error")
+    n_written = written if isinstance(written, int) else 0
+    n_failed = failures if isinstance(failures, int) else 0
+    grew = r.status == 200 and n_failed == 0 and (n_written == 0 or log.exists())
+    return LogProbe(
+        True,
+        True,
+        r.status,
+        grew,
+        deleted,
+        str(log),
+        requests=requests,
+        written=n_written,
+        failed=n_failed,
+        last_error=last_error if isinstance(last_error, str) else ("log file missing" if n_written else None),
     )
-    grew = False
-    deadline = time.monotonic() + 2.0
-    while r.status is not None and time.monotonic() < deadline:
-        if log.exists() and log.stat().st_size != before:
-            grew = True
-            break
-        time.sleep(0.05)
-    return LogProbe(True, True, r.status, grew, deleted, str(log))
 
 
 def _service_key(cfg: Config, live: int | None, env_file: Path) -> tuple[str | None, str]:

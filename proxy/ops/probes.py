@@ -169,13 +169,23 @@ def unit_state() -> UnitState:
     )
     if proc is None or proc.returncode != 0:
         return UnitState(manager=True, error=(proc.stderr.strip() if proc else "systemctl failed"))
-    props = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    return parse_unit_show(proc.stdout)
+
+
+def parse_unit_show(text: str) -> UnitState:
+    """``systemctl --user show -p ActiveState,SubState,MainPID,NRestarts`` output as a UnitState."""
+    props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+    def number(key: str) -> int:
+        value = props.get(key, "")
+        return int(value) if value.isdigit() else 0
+
     return UnitState(
         manager=True,
         active=props.get("ActiveState", ""),
         sub=props.get("SubState", ""),
-        main_pid=int(props.get("MainPID", "0") or 0),
-        restarts=int(props.get("NRestarts", "0") or 0),
+        main_pid=number("MainPID"),
+        restarts=number("NRestarts"),
     )
 
 

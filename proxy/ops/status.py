@@ -39,6 +39,8 @@ class Facts:
     listening: bool = False
     listeners: list[Listener] = field(default_factory=list)
     health: HttpResult | None = None
+    key_env: str = "SWITCHYARD_ROUTER_KEY"
+    key_set: bool = True
     local_url: str = ""
     local_model: str = ""
     local_models: HttpResult | None = None
@@ -139,6 +141,12 @@ def check_health(f: Facts) -> Check:
         return skipped(name, "not probed")
     if h.status is None:
         return failed(name, f"no answer: {h.error}", "switchyard start; then switchyard status")
+    if h.status == 401 and not f.key_set:
+        return failed(
+            name,
+            f"refused (401): {f.key_env} is not set here, nor in the env file",
+            "re-run the installer, or add the key to the env file",
+        )
     if h.status == 401:
         return failed(
             name,
@@ -256,6 +264,7 @@ def gather(cfg: Config, key: str, sample_interval: float = 0.5, timeout: float =
     f.main_pids = (first, main_pid(f))
     f.listening, f.listeners = listener_facts(cfg.listen.port)
     f.health = probes.http_request(f"{base_url(cfg)}/health", probes.auth_headers(key), timeout)
+    f.key_env, f.key_set = cfg.listen.key_env, bool(key)
     f.local_url = cfg.local.base_url.rstrip("/")
     f.local_model = cfg.local.model
     local_key = cfg.local_key()
