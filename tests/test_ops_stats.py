@@ -164,7 +164,9 @@ def test_since_after_everything_gives_no_requests(tmp_path: Path) -> None:
     write_log(log, make_records(50))
     result = stats.compute_stats(log, since="2030-01-01T00:00:00.000Z")
     assert result.requests == 0
-    assert stats.render_text(result)[0].startswith("no requests")
+    assert stats.render_text(result, since="2030-01-01T00:00:00.000Z") == [
+        "no requests in the decision log since 2030-01-01T00:00:00.000Z"
+    ]
 
 
 def test_known_answers_on_a_hand_made_log(tmp_path: Path) -> None:

@@ -77,6 +77,8 @@ def test_port_check_trusts_the_port_owner() -> None:
 def test_health_check() -> None:
     assert check_health(detached(health=health())).ok
     assert "refused (401)" in check_health(detached(health=HttpResult(401, b"{}"))).detail
+    no_key = check_health(detached(health=HttpResult(401, b"{}"), key_set=False))
+    assert "SWITCHYARD_ROUTER_KEY is not set" in no_key.detail
     # A banner from someone else: the port owner is what counts.
     assert check_health(detached(health=health(pid=999))).failed
     assert check_health(detached(health=HttpResult(200, b"<html>"))).failed
@@ -159,3 +161,13 @@ def test_status_when_stopped_with_a_stale_pidfile_and_a_stranger_on_the_port(
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_systemctl_show_output_is_parsed() -> None:
+    from proxy.ops.probes import parse_unit_show
+
+    state = parse_unit_show("ActiveState=active\nSubState=running\nMainPID=4242\nNRestarts=2\n")
+    assert state == UnitState(True, "active", "running", 4242, 2)
+    # An unknown unit: systemd answers with defaults, and [not set] for counters.
+    empty = parse_unit_show("ActiveState=inactive\nSubState=dead\nMainPID=0\nNRestarts=[not set]\n")
+    assert (empty.active, empty.main_pid, empty.restarts) == ("inactive", 0, 0)

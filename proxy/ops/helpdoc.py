@@ -1,6 +1,8 @@
-"""The ``--help`` of every ``switchyard`` command as Markdown, for docs/help.md (kept in sync by a test).
+"""The ``--help`` of every ``switchyard`` command as Markdown, in the README (kept in sync by a test).
 
-python -m proxy.ops.helpdoc --write    # regenerate docs/help.md after changing a command
+python -m proxy.ops.helpdoc --write    # regenerate the README's command reference after changing a command
+
+The reference sits between two marker comments in README.md; nothing else in the README is touched.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from pathlib import Path
 
 import click
 
-DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "help.md"
+DOC_PATH = Path(__file__).resolve().parents[2] / "README.md"
+START = "<!-- switchyard-help:start -->"
+END = "<!-- switchyard-help:end -->"
 WIDTH = 100
 
 
@@ -25,10 +29,8 @@ def render() -> str:
     settings = {**cli.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
     root = click.Context(cli, info_name="switchyard", **settings)
     parts = [
-        "# `switchyard` command reference",
-        "",
         "Generated from the commands' own `--help` by `python -m proxy.ops.helpdoc --write`;",
-        "`tests/test_ops_help.py` fails when this file and the commands disagree.",
+        "`tests/test_ops_help.py` fails when this section and the commands disagree.",
         "`python -m proxy ...` is the same command.",
         "",
         "```text",
@@ -39,17 +41,32 @@ def render() -> str:
     for name in sorted(cli.list_commands(root)):
         command = cli.get_command(root, name)
         assert command is not None
-        parts += ["", f"## `switchyard {name}`", "", "```text", f"$ switchyard {name} --help"]
+        parts += ["", f"### `switchyard {name}`", "", "```text", f"$ switchyard {name} --help"]
         parts += [_help(command, root, name), "```"]
     return "\n".join(parts) + "\n"
+
+
+def current(readme: str) -> str:
+    """The command reference as it stands in the README ('' when the markers are missing)."""
+    start, end = readme.find(START), readme.find(END)
+    if start < 0 or end < start:
+        return ""
+    return readme[start + len(START) : end].strip("\n") + "\n"
+
+
+def updated(readme: str, reference: str) -> str:
+    start, end = readme.find(START), readme.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{DOC_PATH}: markers {START} / {END} not found")
+    return readme[: start + len(START)] + "\n" + reference + readme[end:]
 
 
 def main(argv: list[str]) -> int:
     text = render()
     if "--write" in argv:
-        DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
-        DOC_PATH.write_text(text, encoding="utf-8")
-        print(f"wrote {DOC_PATH}")
+        readme = DOC_PATH.read_text(encoding="utf-8")
+        DOC_PATH.write_text(updated(readme, text), encoding="utf-8")
+        print(f"updated the command reference in {DOC_PATH}")
     else:
         sys.stdout.write(text)
     return 0
