@@ -61,6 +61,42 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 """
 
 
+# The least any aiohttp proxy can cost: read the body, POST it upstream on a pooled connection,
+# relay the answer.  Measured in the same run, it shows how much of Switchyard's added latency is the
+# HTTP stack itself rather than routing.
+FLOOR_CODE = r"""
+import asyncio, sys
+import aiohttp
+from aiohttp import web
+try:
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+except ImportError:
+    pass
+UP = "http://127.0.0.1:%s/v1/messages" % sys.argv[2]
+
+async def handler(request):
+    raw = await request.read()
+    async with request.app["s"].post(UP, data=raw, headers={"content-type": "application/json"}) as r:
+        out = web.StreamResponse(status=r.status, headers={"content-type": r.headers.get("content-type", "")})
+        await out.prepare(request)
+        async for chunk in r.content.iter_any():
+            await out.write(chunk)
+        await out.write_eof()
+        return out
+
+async def ctx(app):
+    app["s"] = aiohttp.ClientSession()
+    yield
+    await app["s"].close()
+
+app = web.Application(client_max_size=64 * 1024 * 1024)
+app.cleanup_ctx.append(ctx)
+app.router.add_post("/v1/messages", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,7 +176,7 @@ def p50(xs: list[float]) -> float:
 
 async def run(n: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
-    up_port, sy_port = free_port(), free_port()
+    up_port, sy_port, floor_port = free_port(), free_port(), free_port()
     config = tmp / "config.toml"
     config.write_text(
         f"""
@@ -164,17 +200,21 @@ decisions = "{tmp / "decisions.jsonl"}"
     proxy = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "proxy", "serve", "--config", str(config)], cwd=REPO, env=env
     )
+    floor = subprocess.Popen([sys.executable, "-c", FLOOR_CODE, str(floor_port), str(up_port)])  # noqa: ASYNC220
     results: dict[str, Any] = {"requests_per_case": n, "cases": {}}
     try:
         await wait_port(up_port)
         await wait_port(sy_port)
+        await wait_port(floor_port)
         headers = {"content-type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01"}
         for name, body in load_bodies().items():
             payload = json.dumps(body).encode()
             direct_url = f"http://127.0.0.1:{up_port}/v1/messages"
             proxy_url = f"http://127.0.0.1:{sy_port}/v1/messages"
+            floor_url = f"http://127.0.0.1:{floor_port}/v1/messages"
             d_lat = await latency(direct_url, payload, headers, n)
             p_lat = await latency(proxy_url, payload, headers, n)
+            f_lat = await latency(floor_url, payload, headers, n)
             d_rps, _ = await throughput(direct_url, payload, headers, n, 8)
             p_rps, p_c8_p50 = await throughput(proxy_url, payload, headers, n, 8)
             d16, _ = await throughput(direct_url, payload, headers, n, 16)
@@ -184,6 +224,7 @@ decisions = "{tmp / "decisions.jsonl"}"
                 "direct_p50_ms": round(p50(d_lat), 3),
                 "switchyard_p50_ms": round(p50(p_lat), 3),
                 "added_p50_ms": round(p50(p_lat) - p50(d_lat), 3),
+                "bare_aiohttp_proxy_added_p50_ms": round(p50(f_lat) - p50(d_lat), 3),
                 "direct_rps_c8": round(d_rps),
                 "switchyard_rps_c8": round(p_rps),
                 "switchyard_p50_ms_c8": round(p_c8_p50, 3),
@@ -192,9 +233,9 @@ decisions = "{tmp / "decisions.jsonl"}"
             }
         results["switchyard_rss_mb_after"] = round(rss_mb(proxy.pid), 1)
     finally:
-        for p in (proxy, upstream):
+        for p in (proxy, upstream, floor):
             p.send_signal(signal.SIGTERM)
-        for p in (proxy, upstream):
+        for p in (proxy, upstream, floor):
             p.wait(20)
     return results
 
