@@ -12,8 +12,10 @@ import os
 import tempfile
 from pathlib import Path
 
+PathArg = str | os.PathLike[str]
 
-def read_pid(path: str | Path) -> int | None:
+
+def read_pid(path: PathArg) -> int | None:
     """The PID written in the file, or None if missing or unreadable."""
     try:
         text = Path(path).read_text(encoding="ascii").strip()
@@ -57,7 +59,7 @@ def is_switchyard(pid: int) -> bool:
     return any(Path(a).name == "switchyard" for a in argv)
 
 
-def live_pid(path: str | Path) -> int | None:
+def live_pid(path: PathArg) -> int | None:
     """The PID in the file if that process is a running Switchyard proxy; otherwise None."""
     pid = read_pid(path)
     if pid is None or pid == os.getpid():
@@ -65,7 +67,7 @@ def live_pid(path: str | Path) -> int | None:
     return pid if is_switchyard(pid) else None
 
 
-def write_pidfile(path: str | Path, pid: int | None = None) -> None:
+def write_pidfile(path: PathArg, pid: int | None = None) -> None:
     """Atomically write PID (default: ours), creating the directory."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,7 @@ def write_pidfile(path: str | Path, pid: int | None = None) -> None:
         raise
 
 
-def remove_if_owned(path: str | Path, pid: int | None = None) -> bool:
+def remove_if_owned(path: PathArg, pid: int | None = None) -> bool:
     """Remove the pidfile only if it still names PID (default: ours).  Returns whether it was removed."""
     want = pid if pid is not None else os.getpid()
     if read_pid(path) != want:

@@ -7,6 +7,7 @@ The stand-in Anthropic server plays LiteLLM directly where exact bytes and attem
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,17 +21,17 @@ from tests.standins.anthropic_upstream import error_reply, text_reply, tool_use_
 
 
 @pytest.fixture
-def upstream() -> AnthropicUpstream:
+def upstream() -> Iterator[AnthropicUpstream]:
     with AnthropicUpstream() as srv:
-        yield srv  # type: ignore[misc]
+        yield srv
 
 
 @pytest.fixture
-def proxy(tmp_path: Path, upstream: AnthropicUpstream) -> ProxyThread:
+def proxy(tmp_path: Path, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
     cfg = make_config(tmp_path, cloud_url=upstream.url)
     env = {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_LITELLM_KEY": "sk-litellm-test"}
     with ProxyThread(cfg, env) as p:
-        yield p  # type: ignore[misc]
+        yield p
 
 
 def raw_direct(upstream: AnthropicUpstream, body: dict[str, object]) -> bytes:

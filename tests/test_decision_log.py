@@ -38,9 +38,11 @@ def test_rotates_by_size_and_keeps_n_backups(tmp_path: Path) -> None:
 def test_concurrent_writers_never_interleave_lines(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     log = DecisionLog(str(path), max_bytes=10**9, backups=1)
-    threads = [
-        threading.Thread(target=lambda k=k: [log.write(rec(k * 1000 + i)) for i in range(200)]) for k in range(4)
-    ]
+    def writer(k: int) -> None:
+        for i in range(200):
+            log.write(rec(k * 1000 + i))
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -147,7 +147,7 @@ def test_connection_refused_falls_back(tmp_path: Path, upstream: AnthropicUpstre
     with ProxyThread(cfg) as p:
         final = sdk_final(p, body())
         [rec] = p.decisions()
-    assert final.content[0].text == "cloud says hi"  # type: ignore[union-attr]
+    assert final.content[0].type == "text" and final.content[0].text == "cloud says hi"
     assert (rec["route"], rec["fallback"]) == ("cloud", "connect-error")
 
 

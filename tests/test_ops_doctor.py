@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,7 +263,7 @@ def test_litellm_check_asks_first_and_is_skipped_without_a_terminal(user_paths: 
 def test_litellm_model_whose_backend_rejects_the_thinking_fields(
     user_paths: UserPaths, tmp_path: Path, start_litellm: Callable[..., LiteLLMProcess]
 ) -> None:
-    drop = {"additional_drop_params": ["reasoning", "thinking", "enable_thinking"]}
+    drop: dict[str, Any] = {"additional_drop_params": ["reasoning", "thinking", "enable_thinking"]}
     with StrictOpenAIUpstream() as strict:
         # The simple tier is left unpatched; the complex tier already has the fix.
         llm = start_litellm(

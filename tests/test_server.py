@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,22 +16,22 @@ from tests.standins.anthropic_upstream import text_reply
 
 
 @pytest.fixture
-def local() -> OpenAILocal:
+def local() -> Iterator[OpenAILocal]:
     with OpenAILocal() as srv:
-        yield srv  # type: ignore[misc]
+        yield srv
 
 
 @pytest.fixture
-def upstream() -> AnthropicUpstream:
+def upstream() -> Iterator[AnthropicUpstream]:
     with AnthropicUpstream() as srv:
-        yield srv  # type: ignore[misc]
+        yield srv
 
 
 @pytest.fixture
-def proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> ProxyThread:
+def proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
     cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url, listen={"max_body_bytes": 200_000})
     with ProxyThread(cfg) as p:
-        yield p  # type: ignore[misc]
+        yield p
 
 
 def anthropic_error(r: httpx.Response, status: int, kind: str) -> str:
