@@ -5,8 +5,10 @@ ask -> resolve (read-only probes) -> plan (render everything in memory, compare 
 -> apply only what changed, step by step, journaled, rolled back on any failure or SIGTERM.
 
 Test hook: ``SWITCHYARD_INSTALL_FAIL_AT=<step>`` makes the run fail right after ``<step>`` did its
-work, and ``SWITCHYARD_INSTALL_FAIL_AT=sigterm:<step>`` sends the installer SIGTERM there.  Both are
-honoured only while ``PYTEST_CURRENT_TEST`` is set (i.e. under pytest).  Steps: see ``STEPS``.
+work, ``SWITCHYARD_INSTALL_FAIL_AT=sigterm:<step>`` sends the installer SIGTERM there, and
+``SWITCHYARD_INSTALL_FAIL_AT=kill:<step>`` SIGKILLs it there (no rollback: a partial journal, as the
+uninstaller must handle).  All are honoured only while ``PYTEST_CURRENT_TEST`` is set (i.e. under
+pytest).  Steps: see ``STEPS``.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def _inject(step: str) -> None:
         raise StepFailed(f"injected failure after step {step} (SWITCHYARD_INSTALL_FAIL_AT)")
     if spec == f"sigterm:{step}":
         os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+    if spec == f"kill:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)
 
 
@@ -346,6 +351,9 @@ class Installer:
             FileChange.of(p.config_file, render.render_config(ri), 0o644, "config", "render"),
             FileChange.of(p.unit_file, render.render_unit(ri), 0o644, "unit", "render"),
             FileChange.of(p.launcher(ans.launcher_name), render.render_launcher(ri), 0o755, "launcher", "render"),
+            # Deployed beside the venv it runs with, so undoing needs neither the checkout nor its libraries.
+            FileChange.of(p.uninstall_script, deploy_mod.uninstall_script_source(), 0o755, "uninstaller", "deploy",
+                          brief="a copy of the checkout's uninstall.py, to undo everything later"),
             FileChange.of(p.answers_file, answers_mod.dump_answers(ans), 0o644, "answers", "answers"),
         ]
         notes: list[str] = []
@@ -354,7 +362,8 @@ class Installer:
             raise AnswersError([f"launcher_name: {launcher.path} exists and is not Switchyard's; choose another name"])
         dp = deploy_mod.plan(p.venv_dir, self.venv_mode)
         manager = service.user_manager_state()
-        changed = any(f.changed for f in files if f.role != "answers") or dp.needed
+        # Only what the running proxy reads makes a restart worthwhile.
+        changed = any(f.changed for f in files if f.role not in ("answers", "uninstaller")) or dp.needed
         running = self._service_running(manager, ans.port, router_key)
         action = "restart" if running and changed else ("none" if running else "start")
         restart = bool(ans.litellm_restart and ans.litellm_restart != "none")
@@ -505,12 +514,19 @@ class Installer:
             else:
                 _inject(step)
 
-        def deploy_step() -> None:
-            deploy_mod.deploy(plan.deploy, journal, self.wheelhouse)
-            o.ok(f"deployed the proxy into {plan.deploy.venv}")
+        script = plan.file("uninstaller")
 
-        if plan.deploy.needed:
-            self._step("deploy", f"{plan.deploy.describe()}?", deploy_step)
+        def deploy_step() -> None:
+            if plan.deploy.needed:
+                deploy_mod.deploy(plan.deploy, journal, self.wheelhouse)
+                o.ok(f"deployed the proxy into {plan.deploy.venv}")
+            if script.changed:
+                journal.write_file(script.path, script.new, script.mode, step="deploy", role="uninstaller")
+                o.ok(f"wrote {script.path}")
+
+        if plan.deploy.needed or script.changed:
+            what = plan.deploy.describe() if plan.deploy.needed else f"write {script.path}"
+            self._step("deploy", f"{what}?", deploy_step)
         else:
             _inject("deploy")
 
@@ -721,7 +737,7 @@ def summary(inst: Installer, r: Resolved, plan: Plan) -> None:
           f"(make sure {p.bin_dir} is on your PATH; plain `claude` is untouched)")
     o.say(f"  watch routing decisions: tail -f {p.decisions_log}")
     o.say(f"  service log: {p.proxy_log}")
-    o.say(f"  undo everything: python uninstall.py   (journal: {p.journal_file})")
+    o.say(f"  undo everything: python3 {p.uninstall_script}   (journal: {p.journal_file})")
 
 
 if __name__ == "__main__":  # pragma: no cover

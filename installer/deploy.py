@@ -8,13 +8,18 @@ Two modes, chosen with ``--venv-mode``:
     passed to pip as ``--find-links`` with ``--no-index``).  Slow: tens of seconds.
 
 ``inherit``
-    ``python -m venv --without-pip``, Switchyard's own packages (``proxy``, ``templates``) *copied*
-    into its site-packages, and a ``.pth`` file that puts the site-packages of the interpreter
-    running the installer on its path for the third-party libraries (aiohttp, httpx, ...).  It
-    takes well under a second, and the service still does not depend on the checkout, but it
-    *does* depend on that interpreter's environment staying in place.  Tests use it; so can a
-    user whose installer interpreter is itself a dedicated environment.  It is refused when those
+    ``python -m venv --without-pip``, Switchyard's own packages (``proxy``, ``templates``, and
+    ``installer`` and ``uninstaller`` for the deployed ``uninstall.py``) *copied* into its
+    site-packages, and a ``.pth`` file that puts the site-packages of the interpreter running the
+    installer on its path for the third-party libraries (aiohttp, httpx, ...).  It takes well under
+    a second, and the service still does not depend on the checkout, but it *does* depend on that
+    interpreter's environment staying in place.  Tests use it; so can a user whose installer
+    interpreter is itself a dedicated environment.  It is refused when those
     libraries are not importable here.
+
+The same step also deploys ``uninstall.py`` beside the venv (``$XDG_DATA_HOME/switchyard/``): run
+from there it re-runs itself with ``venv/bin/python``, which is why both modes carry ``installer``
+and ``uninstaller`` too.
 
 A re-run compares a hash of the checkout's package files (and the mode) with the one recorded in
 the venv and rebuilds only when it differs; the previous venv is moved aside first so a failure
@@ -36,7 +41,11 @@ from pathlib import Path
 from installer.journal import Journal
 
 MANIFEST = "switchyard-deploy.json"
-PACKAGES = ("proxy", "templates")
+# Everything the service *and* the deployed uninstall.py import (pip mode gets the same set from
+# pyproject.toml's package discovery).
+PACKAGES = ("proxy", "templates", "installer", "uninstaller")
+UNINSTALL_SCRIPT = "uninstall.py"
+
 RUNTIME_DEPS = ("aiohttp", "httpx", "click", "jinja2", "ruamel.yaml")
 
 
@@ -139,15 +148,22 @@ def deploy(dp: DeployPlan, journal: Journal, wheelhouse: Path | None = None) -> 
     else:
         raise DeployError(f"unknown venv mode {dp.mode!r}; use pip or inherit")
     check = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import proxy.cli, proxy.server"],
+        [str(venv / "bin" / "python"), "-c", "import proxy.cli, proxy.server, uninstaller.cli"],
         capture_output=True, text=True, check=False, timeout=120,
     )
     if check.returncode != 0:
-        raise DeployError(f"the new venv cannot import the proxy: {check.stderr.strip().splitlines()[-1:]}")
+        raise DeployError(
+            f"the new venv cannot import the proxy or the uninstaller: {check.stderr.strip().splitlines()[-1:]}"
+        )
     (venv / MANIFEST).write_text(
         json.dumps({"source_hash": dp.wanted_hash, "mode": dp.mode, "source": str(root)}) + "\n", encoding="utf-8"
     )
     journal.set("venv", {"path": str(venv), "python": str(venv / "bin" / "python"), "mode": dp.mode})
+
+
+def uninstall_script_source() -> bytes:
+    """The checkout's ``uninstall.py``, deployed beside the venv so it keeps working without the checkout."""
+    return (checkout_root() / UNINSTALL_SCRIPT).read_bytes()
 
 
 def drop_previous(journal: Journal) -> None:

@@ -20,7 +20,8 @@ Format (JSON object, UTF-8, ``format == "switchyard-journal"``, ``version == 1``
                                                    # Remove (deepest first) only if empty.
       "files_created": {                           # files that did not exist before Switchyard
         "/abs/path": {"sha256": "<hex of the bytes we last wrote>", "mode": "0600", "step": "secrets",
-                       "role": "env" | "config" | "unit" | "launcher" | "answers"}
+                       "role": "env" | "config" | "unit" | "launcher" | "answers"
+                               | "uninstaller"}     # the deployed uninstall.py (beside the venv)
       },
       "logs": ["/abs/proxy.log", "/abs/decisions.jsonl"],   # written by the proxy; kept unless --purge
       "files_modified": {                          # pre-existing user files we edited (the LiteLLM YAML
@@ -125,6 +126,17 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
         raise
+
+
+def write_through(path: Path, data: bytes) -> None:
+    """Atomically replace a user's file in place, keeping its mode; through a symlink if it is one.
+
+    A config kept in a dotfiles checkout and linked into place must stay a link to that file: the
+    temp file goes beside the link's (fully resolved) target and is renamed over the target.
+    """
+    target = path.resolve()
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+    atomic_write(target, data, mode)
 
 
 def empty_state() -> dict[str, Any]:
@@ -249,9 +261,12 @@ class Journal:
             created[str(path)] = {"sha256": sha256_bytes(data), "mode": f"{mode:04o}", "step": step, "role": role}
 
     def patch_user_file(self, path: Path, data: bytes, changes: list[dict[str, Any]], *, step: str) -> None:
-        """Atomically replace a user's file (the LiteLLM YAML), keeping the pre-Switchyard original."""
+        """Atomically replace a user's file (the LiteLLM YAML), keeping the pre-Switchyard original.
+
+        ``path`` is the file as the user named it (a symlink stays a symlink: the write goes to its
+        target, see :func:`write_through`); the journal records that path, not the resolved one.
+        """
         before = path.read_bytes()
-        mode = path.stat().st_mode & 0o7777
         record = self.state["files_modified"].get(str(path))
         run_backup = self.backup(path, f"{path.name}.prev")
         if record is None:
@@ -269,7 +284,7 @@ class Journal:
             # The user edited it since our last write: restoring the original would lose that edit.
             record["restore_exact"] = False
         self.action("overwrite", path=str(path), backup=str(run_backup))
-        atomic_write(path, data, mode)
+        write_through(path, data)
         record["sha256_after"] = sha256_bytes(data)
         record["yaml_changes"].extend(changes)
         self.save()

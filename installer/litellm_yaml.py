@@ -347,13 +347,16 @@ def _same_server(a: str, b: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # patching
+#
+# The comment-token helpers below (is_block, alias_slots, own_keys_ordered, tail, get_tok, set_tok,
+# plain) are public: uninstaller/yaml_revert.py uses them to take our keys back out the same way.
 
 
-def _is_block(v: Any) -> bool:
+def is_block(v: Any) -> bool:
     return isinstance(v, CommentedMap | CommentedSeq) and len(v) > 0 and not v.fa.flow_style()
 
 
-def _alias_slots(doc: Any) -> set[tuple[int, Any]]:
+def alias_slots(doc: Any) -> set[tuple[int, Any]]:
     """(id(parent), key) of every place where a collection appears as an ``*alias``.
 
     The first appearance in document order is the anchor's definition; later ones are aliases,
@@ -365,7 +368,7 @@ def _alias_slots(doc: Any) -> set[tuple[int, Any]]:
     def walk(node: Any) -> None:
         pairs: list[tuple[Any, Any]]
         if isinstance(node, CommentedMap):
-            pairs = [(k, node[k]) for k in _own_keys_ordered(node)]
+            pairs = [(k, node[k]) for k in own_keys_ordered(node)]
         elif isinstance(node, CommentedSeq):
             pairs = list(enumerate(node))
         else:
@@ -382,32 +385,32 @@ def _alias_slots(doc: Any) -> set[tuple[int, Any]]:
     return slots
 
 
-def _own_keys_ordered(m: CommentedMap) -> list[Any]:
+def own_keys_ordered(m: CommentedMap) -> list[Any]:
     own = _own_keys(m)
     return [k for k in m if k in own]
 
 
-def _tail(node: Any, aliases: set[tuple[int, Any]] | None = None) -> tuple[Any, Any, int] | None:
+def tail(node: Any, aliases: set[tuple[int, Any]] | None = None) -> tuple[Any, Any, int] | None:
     """Where ruamel keeps the comment that follows the last scalar of ``node``."""
     if isinstance(node, CommentedMap):
-        keys = _own_keys_ordered(node)
+        keys = own_keys_ordered(node)
         if not keys:
             return None
         k = keys[-1]
-        if _is_block(node[k]) and (aliases is None or (id(node), k) not in aliases):
-            return _tail(node[k], aliases)
+        if is_block(node[k]) and (aliases is None or (id(node), k) not in aliases):
+            return tail(node[k], aliases)
         return (node, k, 2)
     if isinstance(node, CommentedSeq):
         if not node:
             return None
         i = len(node) - 1
-        if _is_block(node[i]) and (aliases is None or (id(node), i) not in aliases):
-            return _tail(node[i], aliases)
+        if is_block(node[i]) and (aliases is None or (id(node), i) not in aliases):
+            return tail(node[i], aliases)
         return (node, i, 0)
     return None
 
 
-def _get_tok(t: tuple[Any, Any, int]) -> CommentToken | None:
+def get_tok(t: tuple[Any, Any, int]) -> CommentToken | None:
     node, k, slot = t
     e = node.ca.items.get(k)
     if not e:
@@ -416,7 +419,7 @@ def _get_tok(t: tuple[Any, Any, int]) -> CommentToken | None:
     return tok
 
 
-def _set_tok(t: tuple[Any, Any, int], tok: CommentToken | None) -> None:
+def set_tok(t: tuple[Any, Any, int], tok: CommentToken | None) -> None:
     node, k, slot = t
     e = node.ca.items.setdefault(k, [None, None, None, None])
     e[slot] = tok
@@ -433,9 +436,9 @@ def _append(container: Any, items: list[tuple[Any, Any]], doc: Any) -> None:
     next entry, or a blank line) with that element; appending naively would put them above our new
     lines.  Keep the end-of-line part where it was and move the rest after the new last element.
     """
-    aliases = _alias_slots(doc)
-    before = _tail(container, aliases)
-    tok = _get_tok(before) if before is not None else None
+    aliases = alias_slots(doc)
+    before = tail(container, aliases)
+    tok = get_tok(before) if before is not None else None
     rest = ""
     if before is not None and tok is not None:
         value = str(tok.value)
@@ -446,23 +449,23 @@ def _append(container: Any, items: list[tuple[Any, Any]], doc: Any) -> None:
                 tok.value = value[: nl + 1]
         else:
             rest = value[1:] if value.startswith("\n") else value
-            _set_tok(before, None)
+            set_tok(before, None)
     for k, v in items:
         if isinstance(container, CommentedMap):
             container[k] = v
         else:
             container.append(v)
     if rest:
-        after = _tail(container, aliases)
+        after = tail(container, aliases)
         if after is not None:
-            _set_tok(after, CommentToken("\n" + rest, CommentMark(0), None))
+            set_tok(after, CommentToken("\n" + rest, CommentMark(0), None))
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
     if isinstance(v, CommentedSeq | list):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     if isinstance(v, CommentedMap | dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(k): plain(x) for k, x in v.items()}
     if isinstance(v, bool | int | float) or v is None:
         return v
     return str(v)
@@ -482,7 +485,7 @@ def _patch_params(yf: YamlFile, lp: CommentedMap, locator: dict[str, Any]) -> li
         old = lp["drop_params"]
         if old is not True:
             lp["drop_params"] = True
-            changes.append(YamlChange(f, locator, "drop_params", "replaced", old=_plain(old), new=True))
+            changes.append(YamlChange(f, locator, "drop_params", "replaced", old=plain(old), new=True))
     else:
         new_items.append(("drop_params", True))
         changes.append(YamlChange(f, locator, "drop_params", "added", value=True))
@@ -499,7 +502,7 @@ def _patch_params(yf: YamlFile, lp: CommentedMap, locator: dict[str, Any]) -> li
         base = [str(x) for x in old] if isinstance(old, list) else ([str(old)] if old else [])
         merged = base + [x for x in DROP_FIELDS if x not in base]
         lp["additional_drop_params"] = _flow_list(merged)
-        changes.append(YamlChange(f, locator, "additional_drop_params", "replaced", old=_plain(old), new=merged))
+        changes.append(YamlChange(f, locator, "additional_drop_params", "replaced", old=plain(old), new=merged))
     else:
         # Inherited through a merge key, or absent: an own key overrides for this entry only.
         base = [str(x) for x in existing] if isinstance(existing, list) else []
@@ -538,7 +541,7 @@ def _patch_settings(yf: YamlFile) -> list[YamlChange]:
     if "drop_params" in _own_keys(settings):
         if settings["drop_params"] is True:
             return []
-        old = _plain(settings["drop_params"])
+        old = plain(settings["drop_params"])
         settings["drop_params"] = True
         return [YamlChange(f, loc, "drop_params", "replaced", old=old, new=True)]
     _append(settings, [("drop_params", True)], doc)

@@ -90,6 +90,11 @@ class Paths:
         return self.venv_dir / "bin" / "python"
 
     @property
+    def uninstall_script(self) -> Path:
+        """The deployed copy of ``uninstall.py``: it runs with ``venv_python`` (beside it), no checkout needed."""
+        return self.data_dir / "uninstall.py"
+
+    @property
     def bin_dir(self) -> Path:
         return self.home / ".local" / "bin"
 

@@ -23,10 +23,13 @@ class FileChange:
     secret: bool = False
     old: bytes | None = None
     old_mode: int | None = None
+    # Shown instead of the diff (a copy of a file the user can read in the checkout, say).
+    brief: str | None = None
 
     @classmethod
-    def of(cls, path: Path, new: bytes, mode: int, role: str, step: str, *, secret: bool = False) -> FileChange:
-        fc = cls(path, new, mode, role, step, secret)
+    def of(cls, path: Path, new: bytes, mode: int, role: str, step: str, *, secret: bool = False,
+           brief: str | None = None) -> FileChange:
+        fc = cls(path, new, mode, role, step, secret, brief=brief)
         if path.exists():
             fc.old = path.read_bytes()
             fc.old_mode = path.stat().st_mode & 0o777
@@ -47,6 +50,8 @@ class FileChange:
     def diff(self) -> str:
         if self.secret:
             return f"    (contents hidden: {self.path.name} holds secrets; mode {self.mode:04o})\n"
+        if self.brief is not None:
+            return f"    ({self.brief}; mode {self.mode:04o})\n"
         a = [] if self.old is None else self.old.decode("utf-8", "replace").splitlines(keepends=True)
         b = self.new.decode("utf-8", "replace").splitlines(keepends=True)
         text = "".join(difflib.unified_diff(a, b, fromfile=f"{self.path} (now)", tofile=f"{self.path} (after)"))

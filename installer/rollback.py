@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from installer.journal import Journal, atomic_write
+from installer.journal import Journal, atomic_write, write_through
 
 
 def _kill(pid: int) -> None:
@@ -42,12 +42,19 @@ def _kill(pid: int) -> None:
 def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = None) -> list[str]:
     failures: list[str] = []
     restart_cmd: str | None = None
+    deferred_dirs: list[Path] = []
     for action in reversed(journal.run["actions"]):
         op = action["op"]
         try:
             if op == "mkdir":
+                d = Path(action["path"])
+                if d == journal.path.parent or d in journal.path.parents:
+                    # Still holds the journal (when a backup directory was the run's first mkdir):
+                    # removed below, once the journal itself is gone.
+                    deferred_dirs.append(d)
+                    continue
                 with contextlib.suppress(FileNotFoundError):
-                    Path(action["path"]).rmdir()
+                    d.rmdir()
             elif op == "create":
                 p = Path(action["path"])
                 if p.is_dir() and not p.is_symlink():
@@ -57,8 +64,11 @@ def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = N
                         p.unlink()
             elif op == "overwrite":
                 target, backup = Path(action["path"]), Path(action["backup"])
-                mode = target.stat().st_mode & 0o7777 if target.exists() else backup.stat().st_mode & 0o7777
-                atomic_write(target, backup.read_bytes(), mode)
+                if target.exists():
+                    # Through a symlink when it is one (a linked LiteLLM config stays a link), mode kept.
+                    write_through(target, backup.read_bytes())
+                else:
+                    atomic_write(target, backup.read_bytes(), backup.stat().st_mode & 0o7777)
             elif op == "venv":
                 target = Path(action["path"])
                 shutil.rmtree(target, ignore_errors=True)
@@ -85,7 +95,7 @@ def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = N
             failures.append(f"could not restart LiteLLM with {restart_cmd!r}: {exc}; restart it by hand")
     journal.run["status"] = "rolled-back"
     journal.restore_previous()
-    for d in sorted(journal._dirs_made_for_journal, key=lambda p: len(p.parts), reverse=True):
+    for d in sorted({*journal._dirs_made_for_journal, *deferred_dirs}, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
             d.rmdir()
     return failures

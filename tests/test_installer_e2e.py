@@ -19,6 +19,7 @@ from installer.cli import STEPS
 from installer.paths import Paths
 from proxy.config import load_config
 from tests.test_installer_support import (
+    REPO,
     Lab,
     answers_for,
     make_lab,
@@ -99,8 +100,11 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
     assert f"ExecStart={p.venv_python} -m proxy serve --config {p.config_file}" in unit
     assert stat.S_IMODE(p.launcher("claude-routed").stat().st_mode) == 0o755
     assert 'exec claude "$@"' in p.launcher("claude-routed").read_text()
-    # The venv runs the proxy.
+    # The venv runs the proxy, and the uninstaller is deployed beside it (with the packages it imports).
     assert p.venv_python.exists()
+    assert p.uninstall_script.read_bytes() == (REPO / "uninstall.py").read_bytes()
+    assert stat.S_IMODE(p.uninstall_script.stat().st_mode) == 0o755
+    assert f"undo everything: python3 {p.uninstall_script}" in r.stdout
     # The service answers /health with the key, and not without it.
     status, body = probes.router_health(values["port"], router_key)
     assert status == 200, body
@@ -116,6 +120,7 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
         assert line in new_lines
     assert journal["status"] == "installed" and journal["runs"][-1]["status"] == "complete"
     assert journal["service"]["manager"] == "background"
+    assert journal["files_created"][str(p.uninstall_script)]["role"] == "uninstaller"
     saved = p.answers_file.read_text()
     assert "litellm_restart: none" in saved and f"port: {values['port']}" in saved
 

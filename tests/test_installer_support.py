@@ -163,24 +163,32 @@ def make_lab(root: Path, litellm_bin: str) -> Iterator[Lab]:
 
 
 def snapshot(*roots: Path, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Every file, directory and symlink under the roots: bytes, mode, link target."""
+    """Every file, directory and symlink under the roots: bytes, mode, link target.
+
+    A root may itself be a file or a symlink (the LiteLLM config, say): it is recorded as one entry,
+    since ``os.walk`` on a file yields nothing and the comparison would silently cover nothing.
+    """
     out: dict[str, Any] = {}
+
+    def record(p: Path) -> None:
+        if any(part in ignore for part in p.parts):
+            return
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            out[str(p)] = ("link", os.readlink(p))
+        elif stat.S_ISDIR(st.st_mode):
+            out[str(p)] = ("dir", stat.S_IMODE(st.st_mode))
+        else:
+            out[str(p)] = ("file", stat.S_IMODE(st.st_mode), p.read_bytes())
+
     for root in roots:
-        if not root.exists():
+        if not root.is_dir() or root.is_symlink():
+            if root.exists() or root.is_symlink():
+                record(root)
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             for name in dirnames + filenames:
-                p = Path(dirpath) / name
-                rel = str(p)
-                if any(part in ignore for part in p.parts):
-                    continue
-                st = p.lstat()
-                if stat.S_ISLNK(st.st_mode):
-                    out[rel] = ("link", os.readlink(p))
-                elif stat.S_ISDIR(st.st_mode):
-                    out[rel] = ("dir", stat.S_IMODE(st.st_mode))
-                else:
-                    out[rel] = ("file", stat.S_IMODE(st.st_mode), p.read_bytes())
+                record(Path(dirpath) / name)
     return out
 
 

@@ -93,6 +93,37 @@ def test_journal_is_valid_json_after_every_step(tmp_path: Path) -> None:
     assert stat.S_IMODE(p.journal_file.stat().st_mode) == 0o600
 
 
+
+def test_patching_a_symlinked_config_writes_through_the_link(tmp_path: Path) -> None:
+    """A LiteLLM config kept in a dotfiles checkout and linked into place stays a link to that file."""
+    p = paths()
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "litellm.yaml"
+    target.write_bytes(b"model_list: []\n")
+    target.chmod(0o640)
+    link_dir = tmp_path / "litellm"
+    link_dir.mkdir()
+    link = link_dir / "config.yaml"
+    link.symlink_to(Path("..") / "dotfiles" / "litellm.yaml")  # relative, as `ln -s` users write them
+    before = snapshot(link, target, link_dir, dotfiles)
+    j = Journal(p.journal_file, p.backups_dir)
+    patched = b"model_list: []\nlitellm_settings: {drop_params: true}\n"
+    j.patch_user_file(link, patched, [{"key": "litellm_settings", "action": "section_added"}], step="litellm_yaml")
+    assert link.is_symlink() and os.readlink(link) == str(Path("..") / "dotfiles" / "litellm.yaml")
+    assert target.read_bytes() == patched and stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(x.name for x in dotfiles.iterdir()) == ["litellm.yaml"]  # no temp file left beside it
+    assert sorted(x.name for x in link_dir.iterdir()) == ["config.yaml"]
+    state = load(p.journal_file)
+    assert state is not None and list(state["files_modified"]) == [str(link)]  # the path as the user knows it
+    rec = state["files_modified"][str(link)]
+    assert Path(rec["backup"]).read_bytes() == b"model_list: []\n" and not Path(rec["backup"]).is_symlink()
+    assert rec["sha256_after"] == sha256_bytes(patched)
+    # Rolling back goes through the link too.
+    assert rollback(j) == []
+    assert snapshot(link, target, link_dir, dotfiles) == before
+
+
 # ---- answers ------------------------------------------------------------------------------------
 
 
@@ -205,3 +236,25 @@ def test_launcher_points_claude_at_switchyard(tmp_path: Path) -> None:
     out = subprocess.run([str(launcher), "-p", "hi there"], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "http://127.0.0.1:4567|rk-123||-p hi there"
     assert render.parse_env_file(p.env_file.read_bytes())["SWITCHYARD_LITELLM_KEY"] == 'l$`"'
+
+
+# ---- the test helpers themselves -----------------------------------------------------------------
+
+
+def test_snapshot_sees_a_file_root_change(tmp_path: Path) -> None:
+    """Tests pass single files (the LiteLLM config) as snapshot roots: a change to one must show."""
+    f = tmp_path / "litellm.yaml"
+    f.write_bytes(b"model_list: []\n")
+    before = snapshot(f)
+    assert before == {str(f): ("file", stat.S_IMODE(f.stat().st_mode), b"model_list: []\n")}
+    f.write_bytes(b"model_list: []\n# edited\n")
+    assert snapshot(f) != before
+    f.write_bytes(b"model_list: []\n")
+    assert snapshot(f) == before
+    f.chmod(0o600)
+    assert snapshot(f) != before
+    # A symlink root is recorded as a link (a replaced link is a change), not followed.
+    link = tmp_path / "link.yaml"
+    link.symlink_to(f)
+    assert snapshot(link) == {str(link): ("link", str(f))}
+    assert snapshot(tmp_path / "missing") == {}

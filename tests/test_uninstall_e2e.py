@@ -31,21 +31,6 @@ from tests.test_installer_support import (
 
 INSTALL = ("--yes", "--venv-mode", "inherit", "--no-classifier-check")
 
-# Runs the installer, but SIGKILLs it right after STEP did its work: a partial journal, no rollback.
-KILL_AT = """\
-import os, signal, sys
-import installer.cli as cli
-step = sys.argv.pop(1)
-real = cli._inject
-def inject(name):
-    if name == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-    real(name)
-cli._inject = inject
-cli.main(prog_name="installer")
-"""
-
-
 @pytest.fixture(scope="module")
 def shared_lab(litellm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with make_lab(tmp_path_factory.mktemp("lab"), litellm_bin) as lab:
@@ -130,6 +115,7 @@ def test_install_then_uninstall_restores_everything(lab: Lab, tmp_path: Path, no
     assert "Dry run: nothing was changed." in out
     assert f"restore {lab.litellm_config} byte for byte" in out and "-      drop_params: true" in out
     assert f"remove the launcher {p.launcher('claude-routed')}" in out
+    assert f"remove the uninstaller script {p.uninstall_script} (last;" in out
     assert tree() == installed
     assert not probes.port_free(values["port"])
 
@@ -190,9 +176,9 @@ def test_interrupted_install_then_uninstall(shared_lab: Lab, tmp_path: Path, no_
     values = answers_for(shared_lab, litellm_config=str(cfg))
     answers = write_answers(tmp_path / "answers.yml", values)
     before = tree(cfg)
-    e = dict(os.environ, PYTHONPATH=str(REPO), LITELLM_MASTER_KEY=shared_lab.key)
-    r = subprocess.run([sys.executable, "-c", KILL_AT, step, "--answers", str(answers), *INSTALL],
-                       capture_output=True, text=True, env=e, cwd=str(REPO), timeout=300, check=False)
+    # SIGKILLed right after STEP did its work: a partial journal, no rollback.
+    r = run_installer("--answers", str(answers), *INSTALL,
+                      env={"LITELLM_MASTER_KEY": shared_lab.key, "SWITCHYARD_INSTALL_FAIL_AT": f"kill:{step}"})
     assert r.returncode == -9, r.stdout[-2000:] + r.stderr[-2000:]
     p = Paths.from_env()
     journal = json.loads(p.journal_file.read_text())
@@ -249,6 +235,8 @@ def test_each_step_asks_and_a_no_is_kept_for_later(shared_lab: Lab, tmp_path: Pa
     assert out.count("[Y/n]") == 5
     assert "Virtual environment: skipped at your request" in out
     assert p.venv_dir.exists() and not p.config_file.exists()
+    # Not everything was undone: the deployed uninstaller stays so it can be run again.
+    assert p.uninstall_script.exists() and "kept because not everything was undone" in out
     assert probes.port_free(values["port"])
     out = ok(run_uninstall("--yes", "--purge"))
     assert f"removed the virtual environment {p.venv_dir}" in out
@@ -256,18 +244,25 @@ def test_each_step_asks_and_a_no_is_kept_for_later(shared_lab: Lab, tmp_path: Pa
 
 
 def test_runs_from_a_deployed_copy_with_its_venv_python(shared_lab: Lab, tmp_path: Path, no_leaks: None) -> None:
-    """A copy outside the checkout, started by an interpreter without the libraries, re-runs itself with the
-    deployed venv's Python (here a venv seeing the checkout and the dev libraries, as a pip-mode venv would)."""
+    """The copy the installer deployed, started by an interpreter without the libraries, re-runs itself with the
+    deployed venv's Python, which imports the uninstaller from the venv, not from the checkout; then both go."""
     cfg = user_copy(shared_lab, tmp_path)
+    original = cfg.read_bytes()
     install(shared_lab, tmp_path, litellm_config=str(cfg))
     p = Paths.from_env()
     bare = shutil.which("python3", path="/usr/bin:/bin")
     if bare is None or subprocess.run([bare, "-c", "import ruamel.yaml"], capture_output=True).returncode == 0:
         pytest.skip("needs a python3 without ruamel.yaml to show the hand-over")
+    assert p.uninstall_script.is_file()
+    # The venv's own copies are what the deployed script runs with (inherit mode: no path to the checkout).
     site = next((p.venv_dir / "lib").glob("python3*/site-packages"))
-    (site / "zz-checkout.pth").write_text(str(REPO) + "\n")
-    copy = p.data_dir / "uninstall.py"
-    shutil.copy2(REPO / "uninstall.py", copy)
-    out = ok(run_uninstall("--yes", script=copy, python=bare))
-    assert "Switchyard is uninstalled." in out
-    assert not p.venv_dir.exists() and not p.config_file.exists()
+    where = subprocess.run([str(p.venv_python), "-c", "import installer, uninstaller; print(uninstaller.__file__)"],
+                           capture_output=True, text=True, cwd="/", check=True,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert Path(where.stdout.strip()).is_relative_to(site)
+    out = ok(run_uninstall("--yes", script=p.uninstall_script, python=bare))
+    assert "Switchyard is uninstalled." in out and "FAILED" not in out
+    assert f"removed the uninstaller script {p.uninstall_script}" in out
+    assert not p.venv_dir.exists() and not p.config_file.exists() and not p.uninstall_script.exists()
+    assert not p.data_dir.exists()
+    assert cfg.read_bytes() == original

@@ -63,6 +63,8 @@ def test_systemd_service_is_disabled_unit_removed_then_reloaded(tmp_path: Path) 
     state = empty_state()
     state["dirs_created"] = [str(p.unit_dir.parent), str(p.unit_dir), str(p.state_dir)]
     own_file(state, p.unit_file, b"[Unit]\nDescription=Switchyard\n", "unit")
+    state["dirs_created"] += [str(p.data_dir)]
+    own_file(state, p.uninstall_script, (REPO / "uninstall.py").read_bytes(), "uninstaller")
     state["service"] = {"manager": "systemd", "unit_name": UNIT_NAME, "unit_file": str(p.unit_file), "enabled": True,
                         "started": True, "pidfile": str(p.pidfile),
                         "undo": [["systemctl", "--user", "disable", "--now", UNIT_NAME]]}
@@ -74,6 +76,7 @@ def test_systemd_service_is_disabled_unit_removed_then_reloaded(tmp_path: Path) 
     calls = log.read_text().splitlines()
     assert calls.index(f"--user disable --now {UNIT_NAME}") < calls.index("--user daemon-reload")
     assert f"stopped and disabled {UNIT_NAME}" in r.stdout and "reloaded the systemd user manager" in r.stdout
+    assert f"removed the uninstaller script {p.uninstall_script}" in r.stdout  # nothing failed: it goes too
     assert snapshot(p.home) == before  # unit, its directories, journal and state dir all gone
 
 
@@ -111,6 +114,7 @@ def test_a_failed_step_does_not_stop_the_others_and_exits_nonzero(tmp_path: Path
     state["dirs_created"] = [str(p.config_dir)]
     own_file(state, p.config_file, b"x = 1\n", "config")
     own_file(state, p.env_file, b"K=v\n", "env")
+    own_file(state, p.uninstall_script, (REPO / "uninstall.py").read_bytes(), "uninstaller")
     # The user's LiteLLM config was patched, with a restart command that fails.
     user_cfg = tmp_path / "litellm.yaml"
     original, patched = b"model_list: []\n", b"model_list: []\nlitellm_settings:\n  drop_params: true\n"
@@ -133,6 +137,9 @@ def test_a_failed_step_does_not_stop_the_others_and_exits_nonzero(tmp_path: Path
     assert user_cfg.read_bytes() == original
     assert not p.config_file.exists() and not p.env_file.exists() and not p.config_dir.exists()
     assert backup.read_bytes() == original  # kept (no --purge)
+    # Something failed: the deployed uninstaller stays, so the user can run it again to finish.
+    assert p.uninstall_script.exists()
+    assert f"run it again to finish: python3 {p.uninstall_script}" in r.stdout
 
 
 def test_interrupted_run_actions_are_undone_too(tmp_path: Path) -> None:

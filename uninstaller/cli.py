@@ -15,6 +15,9 @@ Decisions:
 - What remains afterwards (kept logs and backups, anything kept or failed) stays recorded in a
   reduced journal (status ``uninstalled``), so a second run can say where it is and ``--purge`` can
   still remove it; when nothing remains the journal and the directories we created go too.
+- The deployed ``uninstall.py`` (role ``uninstaller``; possibly the script running now, which Linux
+  lets us unlink) goes last, without a question of its own: it is kept when any earlier step failed,
+  was skipped or was cancelled, so that the user can run it again to finish.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ STOP_WAIT_S = 20.0
 
 ROLE_NAMES = {
     "env": "secrets file", "config": "router config", "unit": "systemd unit", "launcher": "launcher",
-    "answers": "answers file", "file": "file",
+    "answers": "answers file", "uninstaller": "uninstaller script", "file": "file",
 }
 
 
@@ -66,6 +69,8 @@ class Report:
     kept: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     changed_anything: bool = False
+    # A step was skipped or cancelled: something of Switchyard's is left for a later run.
+    incomplete: bool = False
 
 
 @dataclass
@@ -180,8 +185,8 @@ class Uninstaller:
     def steps(self) -> list[Step]:
         return [s for s in (
             self.service_step(), *self.yaml_steps(), self.restart_step(), self.unit_step(), self.files_step(),
-            # The venv last: this very uninstaller may be running from it.
-            self.purge_step(), self.venv_step(),
+            # The venv and then the deployed uninstall.py last: this very uninstaller may be running from them.
+            self.purge_step(), self.venv_step(), self.script_step(),
         ) if s is not None]
 
     def _live(self) -> list[tuple[Path, int]]:
@@ -269,7 +274,7 @@ class Uninstaller:
             return
         try:
             # Through a symlink (a dotfiles checkout, say): replace the file it points to, keep the link.
-            journal_mod.atomic_write(path.resolve() if path.is_symlink() else path, yp.new, _mode(path))
+            journal_mod.write_through(path, yp.new)
         except OSError as exc:
             self.report.failed.append(
                 f"could not write {path} ({exc.strerror}); finish by hand: {_manual_yaml(yp.mod)}")
@@ -356,7 +361,7 @@ class Uninstaller:
         return Step("Systemd unit", "Remove the systemd unit?", lines, run)
 
     def files_step(self) -> Step | None:
-        files = [f for f in self.inv.created if f.role != "unit"]
+        files = [f for f in self.inv.created if f.role not in ("unit", "uninstaller")]
         lines, todo = self._files_plan(files)
         stale = [pf for pf in self.inv.pidfiles if _exists(pf)]
         lines += [f"remove the pidfile {pf}" for pf in stale]
@@ -398,6 +403,23 @@ class Uninstaller:
 
         return Step("Virtual environment", "Remove the proxy's virtual environment?",
                     [f"remove the virtual environment {v}" for v in venvs], run)
+
+    def script_step(self) -> Step | None:
+        lines, todo = self._files_plan(self.inv.file("uninstaller"))
+        if not todo:
+            return None
+        lines = [f"{line} (last; kept if any step above fails or is skipped, to run it again)" for line in lines]
+
+        def run() -> None:
+            if self.report.failed or self.report.incomplete:
+                for f in todo:
+                    self.report.kept.append(f"uninstaller script {f.path}: kept because not everything was undone; "
+                                            f"run it again to finish: python3 {f.path}")
+                return
+            self.remove_files(todo)
+
+        # No question of its own: whether everything else went is what decides.
+        return Step("Uninstaller script", "", lines, run)
 
     def _kept_data(self) -> tuple[list[Path], list[Path]]:
         logs = [x for log in self.inv.logs for x in _with_rotations(log)]
@@ -601,17 +623,20 @@ def main(yes: bool, dry_run: bool, purge: bool, color: bool | None) -> None:
     for s in steps:
         if cancelled:
             u.report.kept.append(f"{s.title}: not done (cancelled)")
+            u.report.incomplete = True
             continue
         if not s.when():
             continue
         try:
             if s.question and not u.confirm(s.question):
                 u.report.kept.append(f"{s.title}: skipped at your request ({'; '.join(s.lines)})")
+                u.report.incomplete = True
                 continue
             s.run()
         except (Cancelled, KeyboardInterrupt):
             cancelled = True
             u.report.kept.append(f"{s.title}: not done (cancelled)")
+            u.report.incomplete = True
         except Exception as exc:  # one step failing must not stop the others
             u.report.failed.append(f"{s.title}: {type(exc).__name__}: {exc}")
     u.finish()

@@ -23,13 +23,13 @@ from ruamel.yaml.tokens import CommentToken
 
 from installer.litellm_yaml import (
     YamlFile,
-    _alias_slots,
-    _get_tok,
-    _is_block,
-    _own_keys_ordered,
-    _plain,
-    _set_tok,
-    _tail,
+    alias_slots,
+    get_tok,
+    is_block,
+    own_keys_ordered,
+    plain,
+    set_tok,
+    tail,
 )
 
 
@@ -96,7 +96,7 @@ def find_container(doc: Any, change: dict[str, Any]) -> CommentedMap | None:
     # Several deployments may share a model name and model: prefer one still holding our key.
     key = change.get("key")
     for lp in candidates:
-        if key in _own_keys_ordered(lp):
+        if key in own_keys_ordered(lp):
             return lp
     return candidates[0] if candidates else None
 
@@ -104,8 +104,8 @@ def find_container(doc: Any, change: dict[str, Any]) -> CommentedMap | None:
 def _pair_tail(node: Any, key: Any, aliases: set[tuple[int, Any]]) -> tuple[Any, Any, int]:
     """Where the comment following the element ``node[key]`` is kept (the deepest last scalar)."""
     value = node[key]
-    if _is_block(value) and (id(node), key) not in aliases:
-        t = _tail(value, aliases)
+    if is_block(value) and (id(node), key) not in aliases:
+        t = tail(value, aliases)
         if t is not None:
             return t
     return (node, key, 0 if isinstance(node, CommentedSeq) else 2)
@@ -113,7 +113,7 @@ def _pair_tail(node: Any, key: Any, aliases: set[tuple[int, Any]]) -> tuple[Any,
 
 def _following_lines(node: Any, key: Any, aliases: set[tuple[int, Any]]) -> str:
     """The full-line comments / blank lines after ``node[key]`` (its own end-of-line comment excluded)."""
-    tok = _get_tok(_pair_tail(node, key, aliases))
+    tok = get_tok(_pair_tail(node, key, aliases))
     if tok is None:
         return ""
     value = str(tok.value)
@@ -125,17 +125,17 @@ def _give_lines_to(node: Any, key: Any, rest: str, aliases: set[tuple[int, Any]]
     if not rest:
         return
     t = _pair_tail(node, key, aliases)
-    tok = _get_tok(t)
+    tok = get_tok(t)
     if tok is None:
-        _set_tok(t, CommentToken("\n" + rest, CommentMark(0), None))
+        set_tok(t, CommentToken("\n" + rest, CommentMark(0), None))
     else:
         value = str(tok.value)
         tok.value = value + rest if value.endswith("\n") else value + "\n" + rest
 
 
 def remove_key(doc: Any, mapping: CommentedMap, key: Any) -> None:
-    aliases = _alias_slots(doc)
-    keys = _own_keys_ordered(mapping)
+    aliases = alias_slots(doc)
+    keys = own_keys_ordered(mapping)
     i = keys.index(key)
     rest = _following_lines(mapping, key, aliases)
     del mapping[key]
@@ -145,7 +145,7 @@ def remove_key(doc: Any, mapping: CommentedMap, key: Any) -> None:
 
 
 def remove_item(doc: Any, seq: CommentedSeq, index: int) -> None:
-    aliases = _alias_slots(doc)
+    aliases = alias_slots(doc)
     rest = _following_lines(seq, index, aliases)
     del seq[index]
     if index > 0:
@@ -173,10 +173,10 @@ def revert_changes(yf: YamlFile, changes: list[dict[str, Any]]) -> RevertResult:
         action = change.get("action")
         what = f"{key} in {_where(change)}"
         container = find_container(doc, change)
-        if container is None or key not in _own_keys_ordered(container):
+        if container is None or key not in own_keys_ordered(container):
             res.already_gone.append(f"{what}: no longer in the file")
             continue
-        current = _plain(container[key])
+        current = plain(container[key])
         if action == "added":
             if current == change.get("value"):
                 remove_key(doc, container, key)
@@ -192,7 +192,7 @@ def revert_changes(yf: YamlFile, changes: list[dict[str, Any]]) -> RevertResult:
                 # The user added their own settings to the section we created: keep the section.
                 section = container[key]
                 for sub, val in wanted.items():
-                    if sub in _own_keys_ordered(section) and _plain(section[sub]) == val:
+                    if sub in own_keys_ordered(section) and plain(section[sub]) == val:
                         remove_key(doc, section, sub)
                         res.undone.append(f"removed {sub} from {key} (the section itself holds your settings)")
             else:
