@@ -91,13 +91,23 @@ async def ttft_and_total(
     return (first - t0) * 1000, (end - t0) * 1000
 
 
-async def measure(
-    url: str, payload: bytes, headers: dict[str, str], marker: bytes, n: int
-) -> list[tuple[float, float]]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
+Target = tuple[str, bytes, dict[str, str], bytes]  # url, payload, headers, first-content marker
+
+
+async def measure(a: Target, b: Target, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(ttft, total) for two targets, measured in turns so that drift affects both alike."""
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as sa,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as sb,
+    ):
         for _ in range(10):
-            await ttft_and_total(s, url, payload, headers, marker)
-        return [await ttft_and_total(s, url, payload, headers, marker) for _ in range(n)]
+            await ttft_and_total(sa, *a)
+            await ttft_and_total(sb, *b)
+        ra, rb = [], []
+        for _ in range(n):
+            ra.append(await ttft_and_total(sa, *a))
+            rb.append(await ttft_and_total(sb, *b))
+        return ra, rb
 
 
 def translator_cost_us(chunks: int) -> float:
@@ -159,8 +169,7 @@ decisions = "{tmp / "decisions.jsonl"}"
         oa_payload, an_payload = json.dumps(oa).encode(), json.dumps(body).encode()
         h1 = {"content-type": "application/json"}
         h2 = {**h1, "x-api-key": KEY}
-        d = await measure(direct, oa_payload, h1, b'"word ', n)
-        p = await measure(through, an_payload, h2, b"text_delta", n)
+        d, p = await measure((direct, oa_payload, h1, b'"word '), (through, an_payload, h2, b"text_delta"), n)
         out["direct_ttft_p50_ms"] = round(statistics.median(x[0] for x in d), 3)
         out["switchyard_ttft_p50_ms"] = round(statistics.median(x[0] for x in p), 3)
         out["added_ttft_p50_ms"] = round(out["switchyard_ttft_p50_ms"] - out["direct_ttft_p50_ms"], 3)
@@ -174,8 +183,11 @@ decisions = "{tmp / "decisions.jsonl"}"
         small_oa = to_openai_request(small, model="local-model", max_output_tokens=8192)
         small_oa["stream"] = True
         m = max(20, n // 10)
-        ld = await measure(direct, json.dumps(small_oa).encode(), h1, b'"word ', m)
-        lp_ = await measure(through, json.dumps(small).encode(), h2, b"text_delta", m)
+        ld, lp_ = await measure(
+            (direct, json.dumps(small_oa).encode(), h1, b'"word '),
+            (through, json.dumps(small).encode(), h2, b"text_delta"),
+            m,
+        )
         out["direct_long_total_p50_ms"] = round(statistics.median(x[1] for x in ld), 3)
         out["switchyard_long_total_p50_ms"] = round(statistics.median(x[1] for x in lp_), 3)
         extra = out["switchyard_long_total_p50_ms"] - out["direct_long_total_p50_ms"] - out["added_ttft_p50_ms"]

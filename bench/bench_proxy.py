@@ -145,6 +145,24 @@ async def latency(url: str, payload: bytes, headers: dict[str, str], n: int) -> 
         return [await one(s, url, payload, headers) for _ in range(n)]
 
 
+async def interleaved(urls: list[str], payload: bytes, headers: dict[str, str], n: int) -> list[list[float]]:
+    """Latencies for each URL, measured in turns (A, B, C, A, B, C, ...) so that drift in the
+    machine's speed during the run affects every target alike."""
+    sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for _ in urls]
+    try:
+        for s, url in zip(sessions, urls, strict=True):
+            for _ in range(20):
+                await one(s, url, payload, headers)
+        out: list[list[float]] = [[] for _ in urls]
+        for _ in range(n):
+            for i, (s, url) in enumerate(zip(sessions, urls, strict=True)):
+                out[i].append(await one(s, url, payload, headers))
+        return out
+    finally:
+        for s in sessions:
+            await s.close()
+
+
 async def throughput(url: str, payload: bytes, headers: dict[str, str], n: int, conc: int) -> tuple[float, float]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
         for _ in range(conc):
@@ -212,9 +230,7 @@ decisions = "{tmp / "decisions.jsonl"}"
             direct_url = f"http://127.0.0.1:{up_port}/v1/messages"
             proxy_url = f"http://127.0.0.1:{sy_port}/v1/messages"
             floor_url = f"http://127.0.0.1:{floor_port}/v1/messages"
-            d_lat = await latency(direct_url, payload, headers, n)
-            p_lat = await latency(proxy_url, payload, headers, n)
-            f_lat = await latency(floor_url, payload, headers, n)
+            d_lat, p_lat, f_lat = await interleaved([direct_url, proxy_url, floor_url], payload, headers, n)
             d_rps, _ = await throughput(direct_url, payload, headers, n, 8)
             p_rps, p_c8_p50 = await throughput(proxy_url, payload, headers, n, 8)
             d16, _ = await throughput(direct_url, payload, headers, n, 16)

@@ -702,6 +702,9 @@ def main(answers_file: str | None, yes: bool, dry_run: bool, venv_mode: str, whe
     except AnswersError as exc:
         out.err("cannot install with these answers:\n  - " + "\n  - ".join(exc.problems))
         raise SystemExit(EXIT_USAGE) from None
+    except deploy_mod.DeployError as exc:
+        out.err(f"{exc}; nothing was changed")
+        raise SystemExit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         out.err("cancelled; nothing was changed")
         raise SystemExit(EXIT_CANCELLED) from None

@@ -54,7 +54,14 @@ class DeployError(Exception):
 
 
 def checkout_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    """The Switchyard checkout this installer runs from (what pip mode installs into the venv)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").is_file() or not (root / "proxy").is_dir():
+        raise DeployError(
+            f"the installer is not running from a Switchyard checkout ({root}); "
+            "install it editable from the checkout (pip install -e .) and run python -m installer again"
+        )
+    return root
 
 
 def source_hash(root: Path, mode: str) -> str:

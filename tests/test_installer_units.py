@@ -258,3 +258,13 @@ def test_snapshot_sees_a_file_root_change(tmp_path: Path) -> None:
     link.symlink_to(f)
     assert snapshot(link) == {str(link): ("link", str(f))}
     assert snapshot(tmp_path / "missing") == {}
+
+
+def test_installer_outside_a_checkout_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import installer.deploy as deploy
+
+    fake = tmp_path / "site-packages" / "installer" / "deploy.py"
+    fake.parent.mkdir(parents=True)
+    monkeypatch.setattr(deploy, "__file__", str(fake))
+    with pytest.raises(deploy.DeployError, match=r"pip install -e \."):
+        deploy.checkout_root()
