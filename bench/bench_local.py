@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_proxy import KEY, REPO, free_port, wait_port
+from bench.bench_proxy import KEY, REPO, free_port, start_switchyard, wait_port
 from proxy.openai_request import request_tool_names, to_openai_request
 from proxy.openai_stream import StreamTranslator
 from proxy.sse import SSEDecoder, encode_event
@@ -130,29 +129,9 @@ def translator_cost_us(chunks: int) -> float:
 async def run(n: int, chunks: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="switchyard-bench-local-"))
     lp, sp = free_port(), free_port()
-    config = tmp / "config.toml"
-    config.write_text(
-        f"""
-[listen]
-port = {sp}
-[local]
-base_url = "http://127.0.0.1:{lp}/v1"
-model = "local-model"
-max_output_tokens = 8192
-[cloud]
-base_url = "http://127.0.0.1:9"
-simple_model = "cloud-simple"
-complex_model = "cloud-complex"
-[log]
-decisions = "{tmp / "decisions.jsonl"}"
-"""
-    )
-    env = {**os.environ, "SWITCHYARD_ROUTER_KEY": KEY, "SWITCHYARD_LOG_LEVEL": "WARNING"}
     # Started once, before any timing.
     local = subprocess.Popen([sys.executable, "-c", LOCAL_CODE, str(lp)])  # noqa: ASYNC220
-    proxy = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "proxy", "serve", "--config", str(config)], cwd=REPO, env=env
-    )
+    proxy = start_switchyard(tmp, sp, local_url=f"http://127.0.0.1:{lp}/v1", cloud_url="http://127.0.0.1:9")
     try:
         await wait_port(lp)
         await wait_port(sp)

@@ -104,6 +104,30 @@ def free_port() -> int:
         return port
 
 
+def start_switchyard(tmp: Path, port: int, *, local_url: str, cloud_url: str) -> subprocess.Popen[bytes]:
+    """`python -m proxy serve` with a minimal config in TMP, as its own process."""
+    config = tmp / "config.toml"
+    config.write_text(
+        f"""
+[listen]
+port = {port}
+pidfile = "{tmp / "switchyard.pid"}"
+[local]
+base_url = "{local_url}"
+model = "local-model"
+max_output_tokens = 8192
+[cloud]
+base_url = "{cloud_url}"
+simple_model = "cloud-simple"
+complex_model = "cloud-complex"
+[log]
+decisions = "{tmp / "decisions.jsonl"}"
+"""
+    )
+    env = {**os.environ, "SWITCHYARD_ROUTER_KEY": KEY, "SWITCHYARD_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config)], cwd=REPO, env=env)
+
+
 def load_bodies() -> dict[str, dict[str, Any]]:
     captured = REPO / "tests" / "data" / "claude_code_turn1.json"
     big = json.loads(captured.read_text())
@@ -195,29 +219,9 @@ def p50(xs: list[float]) -> float:
 async def run(n: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     up_port, sy_port, floor_port = free_port(), free_port(), free_port()
-    config = tmp / "config.toml"
-    config.write_text(
-        f"""
-[listen]
-port = {sy_port}
-pidfile = "{tmp / "switchyard.pid"}"
-[local]
-base_url = "http://127.0.0.1:9/v1"
-model = "local-model"
-[cloud]
-base_url = "http://127.0.0.1:{up_port}"
-simple_model = "cloud-simple"
-complex_model = "cloud-complex"
-[log]
-decisions = "{tmp / "decisions.jsonl"}"
-"""
-    )
-    env = {**os.environ, "SWITCHYARD_ROUTER_KEY": KEY, "SWITCHYARD_LOG_LEVEL": "WARNING"}
     # Started once, before any timing: blocking here costs nothing that is measured.
     upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM_CODE, str(up_port)])  # noqa: ASYNC220
-    proxy = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "proxy", "serve", "--config", str(config)], cwd=REPO, env=env
-    )
+    proxy = start_switchyard(tmp, sy_port, local_url="http://127.0.0.1:9/v1", cloud_url=f"http://127.0.0.1:{up_port}")
     floor = subprocess.Popen([sys.executable, "-c", FLOOR_CODE, str(floor_port), str(up_port)])  # noqa: ASYNC220
     results: dict[str, Any] = {"requests_per_case": n, "cases": {}}
     try:
