@@ -43,6 +43,7 @@ def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = N
     failures: list[str] = []
     restart_cmd: str | None = None
     deferred_dirs: list[Path] = []
+    systemd_touched = False
     for action in reversed(journal.run["actions"]):
         op = action["op"]
         try:
@@ -78,6 +79,10 @@ def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = N
                 undo = action.get("undo")
                 if undo:
                     subprocess.run(undo, check=False, capture_output=True, timeout=60)
+                    systemd_touched = systemd_touched or undo[0] == "systemctl"
+                for path in action.get("created", []):
+                    with contextlib.suppress(FileNotFoundError):
+                        Path(path).unlink()
             elif op == "spawn":
                 _kill(int(action["pid"]))
                 for path in [action["pidfile"], *action.get("created", [])]:
@@ -87,6 +92,12 @@ def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = N
                 restart_cmd = action["command"]
         except (OSError, subprocess.SubprocessError) as exc:
             failures.append(f"could not undo {op} {action.get('path', '')}: {exc}")
+    # The unit file is gone (or back as it was): the user manager must forget the one it loaded.
+    if systemd_touched:
+        try:
+            subprocess.run(["systemctl", "--user", "daemon-reload"], check=False, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            failures.append(f"could not run systemctl --user daemon-reload: {exc}; run it by hand")
     # The files are back; LiteLLM must re-read its restored config.
     if restart_cmd and restart_litellm is not None:
         try:

@@ -21,6 +21,19 @@ from installer.paths import UNIT_NAME, Paths
 from installer.probes import router_health, wait_router
 
 STABLE_SECONDS = 10.0
+# Test hook: the stability window in seconds, honoured only under pytest (PYTEST_CURRENT_TEST set).
+STABLE_ENV = "SWITCHYARD_INSTALL_STABLE_S"
+
+
+def stable_seconds() -> float:
+    """How long the service must keep one main PID: 10 s, shorter only for tests."""
+    value = os.environ.get(STABLE_ENV, "")
+    if value and "PYTEST_CURRENT_TEST" in os.environ:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    return STABLE_SECONDS
 
 
 class ServiceError(Exception):
@@ -77,7 +90,23 @@ def _main_pid() -> int:
         return 0
 
 
+def _journal_runtime_files(journal: Journal, paths: Paths) -> list[str]:
+    """Journal the directories and logs the proxy (or systemd, for ``append:``) will create.
+
+    A rollback then removes them and the uninstaller knows the logs; returns the files the proxy
+    may create that did not exist before this run (for a rollback to remove).
+    """
+    journal.make_dirs(paths.proxy_log.parent)
+    journal.make_dirs(paths.pidfile.parent)
+    if not paths.proxy_log.exists():
+        journal.note_log(paths.proxy_log)
+        journal.action("create", path=str(paths.proxy_log))
+    journal.note_log(paths.decisions_log)
+    return [str(f) for f in (paths.decisions_log,) if not f.exists()]
+
+
 def start_systemd(journal: Journal, paths: Paths, port: int, key: str, restart: bool) -> ServiceResult:
+    fresh = _journal_runtime_files(journal, paths)
     for args in (("daemon-reload",), ("enable", UNIT_NAME)):
         proc = _systemctl(*args)
         if proc.returncode != 0:
@@ -87,19 +116,24 @@ def start_systemd(journal: Journal, paths: Paths, port: int, key: str, restart: 
     verb = "restart" if restart else "start"
     proc = _systemctl(verb, UNIT_NAME, timeout=90)
     journal.action("command", argv=["systemctl", "--user", verb, UNIT_NAME],
-                   undo=["systemctl", "--user", "stop", UNIT_NAME])
+                   undo=["systemctl", "--user", "stop", UNIT_NAME], created=fresh)
     journal.set("service", {
         "manager": "systemd", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
         "enabled": True, "started": True, "pidfile": str(paths.pidfile),
         "undo": [["systemctl", "--user", "disable", "--now", UNIT_NAME], ["systemctl", "--user", "daemon-reload"]],
     })
     if proc.returncode != 0:
-        raise ServiceError(f"systemctl --user {verb} {UNIT_NAME} failed: {proc.stderr.strip()}; see {paths.proxy_log}")
-    status, _body = wait_router(port, key, 30.0)
-    if status != 200:
-        raise ServiceError(f"the service started but /health answered {status or 'nothing'}; see {paths.proxy_log}")
+        why = proc.stderr.strip().splitlines()[-1:] or ["no reason given"]
+        raise ServiceError(f"systemctl --user {verb} {UNIT_NAME} failed: {why[0]}; see {paths.proxy_log}")
     first = _main_pid()
-    time.sleep(STABLE_SECONDS)
+    # Type=exec: "started" only means the program was executed.  A proxy that exits at once is
+    # seen as a main PID that is gone or changed (Restart=on-failure), not after the full wait.
+    status, _body = wait_router(port, key, 30.0, alive=lambda: first != 0 and _main_pid() == first)
+    if status != 200:
+        state = _systemctl("is-active", UNIT_NAME).stdout.strip() or "unknown"
+        raise ServiceError(f"{UNIT_NAME} did not answer /health with 200 (got {status or 'nothing'}, "
+                           f"state {state}); see {paths.proxy_log}")
+    time.sleep(stable_seconds())
     active = _systemctl("is-active", UNIT_NAME).stdout.strip()
     if active != "active" or _main_pid() != first:
         raise ServiceError(f"{UNIT_NAME} did not stay up (state {active}); see {paths.proxy_log}")
@@ -131,12 +165,7 @@ def start_background(
 ) -> ServiceResult:
     """Start ``<venv python> -m proxy serve`` detached, with the env file's variables, output to proxy.log."""
     _stop_background(paths.pidfile)
-    journal.make_dirs(paths.proxy_log.parent)
-    journal.make_dirs(paths.pidfile.parent)
-    if not paths.proxy_log.exists():
-        journal.note_log(paths.proxy_log)
-        journal.action("create", path=str(paths.proxy_log))
-    journal.note_log(paths.decisions_log)
+    fresh = _journal_runtime_files(journal, paths)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHYARD_", "ANTHROPIC_"))}
     env.update(env_values)
     # The ExecStartPre of the unit, done by hand: a stale pidfile must not block the start.
@@ -149,7 +178,6 @@ def start_background(
             start_new_session=True,
         )
     # Files the proxy itself may create: a rollback removes them only if they did not exist before.
-    fresh = [str(f) for f in (paths.decisions_log,) if not f.exists()]
     journal.action("spawn", pid=proc.pid, pidfile=str(paths.pidfile), created=fresh)
     journal.set("service", {
         "manager": "background", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
