@@ -115,3 +115,24 @@ def test_background_and_server_tools() -> None:
     f = extract_facts(body, {}, 10)
     assert f.background
     assert f.server_tools == ("web_search",)
+
+
+def _captured(name: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    return dict(json.loads((Path(__file__).parent / "data" / name).read_text()))
+
+
+def test_facts_on_real_claude_code_traffic() -> None:
+    turn1, turn2 = _captured("claude_code_turn1.json"), _captured("claude_code_turn2.json")
+    plan, haiku = _captured("claude_code_plan.json"), _captured("claude_code_haiku.json")
+    f1, f2 = extract_facts(turn1, {}, 1), extract_facts(turn2, {}, 1)
+    # thinking is on every main turn, and is not plan mode
+    assert turn1.get("thinking") and not f1.plan_mode and not f2.plan_mode
+    assert extract_facts(plan, {}, 1).plan_mode
+    assert extract_facts(haiku, {}, 1).background and not f1.background
+    # the tool-result continuation belongs to the same user turn, in the same session
+    assert f1.session and f1.session == f2.session
+    assert f1.turn_key == f2.turn_key and f2.tool_calls >= 1
+    assert f1.explicit is None and f1.server_tools == ()
+    assert "system-reminder" not in f1.latest_user_text and f1.latest_user_text
