@@ -28,6 +28,7 @@ from operator import and_, is_not, not_
 from pathlib import Path
 from typing import Any
 
+from proxy import jsonio
 from proxy.decision_log import FIELDS
 from proxy.ops.chart import bar_chart
 
@@ -215,7 +216,7 @@ def _numbers(col: list[bytes], name: str) -> list[Any]:
     if not col:
         return []
     body = b",".join(col).replace(_prefix(name), b"")
-    values = json.loads(b"[" + body + b"]")
+    values = jsonio.loads(b"[" + body + b"]")  # one C call for the whole column
     if len(values) != len(col):  # pragma: no cover - a value holding a comma; the key check prevents it
         raise ValueError(f"column {name} did not parse")
     return list(values)
