@@ -37,6 +37,8 @@ class ListenConfig:
     pidfile: str = ""
     # Seconds in-flight streams get to finish after SIGTERM.
     shutdown_grace_s: float = 20.0
+    # A client that stops sending its body half-way gets 408 after this long.
+    body_read_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ _REQUIRED = {("local", "model"), ("cloud", "simple_model"), ("cloud", "complex_m
 _POSITIVE = {
     ("listen", "port"),
     ("listen", "max_body_bytes"),
+    ("listen", "body_read_timeout_s"),
     ("local", "max_output_tokens"),
     ("local", "connect_timeout_s"),
     ("local", "first_token_timeout_s"),

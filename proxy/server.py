@@ -157,7 +157,11 @@ async def _read_json(request: web.Request) -> tuple[Any, bytes]:
     limit = request.app[STATE].cfg.listen.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(413, f"request body is larger than the {limit}-byte limit (listen.max_body_bytes)")
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(request.app[STATE].cfg.listen.body_read_timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise BadRequest(408, "the request body did not arrive in time") from None
     try:
         return jsonio.loads(raw), raw
     except (ValueError, UnicodeDecodeError) as exc:

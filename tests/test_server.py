@@ -268,3 +268,21 @@ def test_unwritable_decision_log_is_reported_not_fatal(tmp_path: Path, upstream:
         d = httpx.get(p.url + "/health", headers=p.headers()).json()["decisions"]
     assert d["written"] == 0 and d["failed"] >= 2  # at start, then for the request
     assert "Is a directory" in d["last_error"]
+
+
+def test_a_body_that_stops_half_way_gets_408_and_the_server_carries_on(tmp_path: Path) -> None:
+    import socket
+
+    cfg = make_config(tmp_path, listen={"body_read_timeout_s": 0.3})
+    with ProxyThread(cfg) as p:
+        host, port = p.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(
+                b"POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                + f"x-api-key: {ROUTER_KEY}\r\ncontent-length: 1000\r\n\r\n".encode()
+                + b'{"model": "m", '
+            )
+            reply = s.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408")
+        assert b'"timeout_error"' in reply and b"did not arrive in time" in reply
+        assert httpx.get(p.url + "/health", headers=p.headers()).status_code == 200
