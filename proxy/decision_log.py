@@ -29,6 +29,7 @@ concurrent requests never interleave within a line.  Rotation is by size: ``deci
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -116,6 +117,11 @@ class DecisionLog:
         self.failed += 1
         first = self.last_error is None
         self.last_error = f"{exc.strerror or exc} ({self.path})"
+        if self._fd is not None:
+            # A write that failed (disk full, say) leaves the descriptor open: close it before the
+            # next write reopens the file, or every failure would leak one.
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
         self._fd = None
         if first:
             log.warning("cannot write the decision log: %s", self.last_error)

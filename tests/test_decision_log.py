@@ -81,3 +81,27 @@ def test_pidfile_trusts_only_a_live_switchyard(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert not pidfile.is_alive(sleeper.pid)
+
+
+def test_failed_writes_do_not_leak_descriptors(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "d.jsonl"
+    log = DecisionLog(str(path), max_bytes=10**9, backups=1)
+    log.write(rec(0))
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    before = len(os.listdir("/proc/self/fd"))
+    os.write = full_disk  # type: ignore[assignment]
+    try:
+        for i in range(50):
+            log.write(rec(i))
+    finally:
+        os.write = real_write
+    assert log.failed == 50 and "No space left" in (log.last_error or "")
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+    log.write(rec(99))  # recovers once the disk has room again
+    assert json.loads(path.read_text().splitlines()[-1])["id"] == "req_99"
