@@ -250,28 +250,3 @@ async def complete_chat(
         raise LocalFailure("upstream-error", _scrub(str(msg), api_key))
     return data
 
-
-async def list_models(session: aiohttp.ClientSession, base_url: str, api_key: str, timeout: float) -> list[str]:
-    """Model ids served at ``GET {base_url}/models`` (``base_url`` includes ``/v1``).  Raises LocalFailure."""
-    url = base_url.rstrip("/") + "/models"
-    try:
-        async with (
-            asyncio.timeout(timeout),
-            session.get(url, headers=_headers(api_key, stream=False)) as resp,
-        ):
-            await _raise_for_status(resp, api_key)
-            raw = await resp.read()
-    except aiohttp.ClientConnectionError as exc:
-        raise _connect_failure(exc) from None
-    except TimeoutError:
-        raise LocalFailure("timeout", f"no answer from {url} within {timeout:g}s") from None
-    except aiohttp.ClientError as exc:
-        raise LocalFailure("connect-error", type(exc).__name__) from None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise LocalFailure("malformed-response", "model list is not JSON") from None
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise LocalFailure("malformed-response", "model list has no 'data' array")
-    return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]

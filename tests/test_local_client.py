@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from proxy.config import LocalConfig
-from proxy.local_client import LocalFailure, complete_chat, list_models, stream_chat
+from proxy.local_client import LocalFailure, complete_chat, stream_chat
 from tests.standins import OpenAILocal
 from tests.standins.openai_local import ChunkReply, GarbageReply, HTTPErrorReply, StallReply, chat_chunks
 
@@ -229,11 +229,3 @@ async def test_complete_chat_connect_error(session: aiohttp.ClientSession, free_
         await complete_chat(session, cfg_for(f"http://127.0.0.1:{free_port()}/v1"), BODY, "")
     assert info.value.cause == "connect-error"
 
-
-async def test_list_models(session: aiohttp.ClientSession, free_port: Callable[[], int]) -> None:
-    with OpenAILocal(models=("qwen3-8b", "llama-3.2-3b")) as srv:
-        assert await list_models(session, srv.v1_url, SECRET, 5.0) == ["qwen3-8b", "llama-3.2-3b"]
-        assert srv.requests[-1].headers["Authorization"] == f"Bearer {SECRET}"
-    with pytest.raises(LocalFailure) as info:
-        await list_models(session, f"http://127.0.0.1:{free_port()}/v1", "", 5.0)
-    assert info.value.cause == "connect-error"
