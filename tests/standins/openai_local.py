@@ -343,33 +343,35 @@ class OpenAILocal(StandinServer):
             return web.json_response(completion, status=reply.status)
         return await self._stream(request, reply)
 
+    async def _fault_before(self, request: web.Request, reply: ChunkReply, n: int) -> bool:
+        """Apply the reply's drop or stall before chunk N (N == len(chunks): before the end).
+
+        True when the connection was dropped and the stream must end here.
+        """
+        if reply.drop_after is not None and n >= reply.drop_after:
+            self.abort_connection(request)
+            return True
+        if reply.stall_after is not None and n >= reply.stall_after:
+            await self.wait_or_stop(reply.stall_seconds)
+            # A bounded stall resumes the stream; an unbounded one only ends at server stop.
+            if reply.stall_seconds is None:
+                self.abort_connection(request)
+                return True
+        return False
+
     async def _stream(self, request: web.Request, reply: ChunkReply) -> web.StreamResponse:
         resp = web.StreamResponse(
             status=reply.status, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await resp.prepare(request)
         for n, c in enumerate(reply.chunks):
-            if reply.drop_after is not None and n >= reply.drop_after:
-                self.abort_connection(request)
+            if await self._fault_before(request, reply, n):
                 return resp
-            if reply.stall_after is not None and n >= reply.stall_after:
-                await self.wait_or_stop(reply.stall_seconds)
-                # A bounded stall resumes the stream; an unbounded one only ends at server stop.
-                if reply.stall_seconds is None:
-                    self.abort_connection(request)
-                    return resp
             if reply.delay:
                 await self.wait_or_stop(reply.delay)
             await resp.write(c if isinstance(c, bytes) else sse_data(c))
-        n = len(reply.chunks)
-        if reply.drop_after is not None and n >= reply.drop_after:
-            self.abort_connection(request)
+        if await self._fault_before(request, reply, len(reply.chunks)):
             return resp
-        if reply.stall_after is not None and n >= reply.stall_after:
-            await self.wait_or_stop(reply.stall_seconds)
-            if reply.stall_seconds is None:
-                self.abort_connection(request)
-                return resp
         if reply.done:
             await resp.write(sse_data("[DONE]"))
         await resp.write_eof()
