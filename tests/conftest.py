@@ -32,13 +32,16 @@ import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.litellm_proc import LiteLLMProcess, anthropic_model, write_config
 from tests.standins import AnthropicUpstream, OpenAILocal, StrictOpenAIUpstream
 from tests.standins.base import free_port as _free_port
+
+if TYPE_CHECKING:
+    from tests.test_installer_support import Lab
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CI_CACHE = REPO_ROOT / ".ci-cache"
@@ -198,6 +201,25 @@ def cloud(litellm_cloud: LiteLLMCloud) -> Iterator[LiteLLMCloud]:
         litellm_cloud.proc.start()
     yield litellm_cloud
     litellm_cloud.reset()
+
+
+# ----- installer lab: stand-ins + a real LiteLLM (tests/test_installer_support.py) -------------
+@pytest.fixture(scope="module")
+def shared_lab(litellm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One lab per test module: starting LiteLLM costs ~7 s."""
+    from tests.test_installer_support import make_lab
+
+    with make_lab(tmp_path_factory.mktemp("lab"), litellm_bin) as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab(litellm_bin: str, tmp_path: Path) -> Iterator[Lab]:
+    """A private lab, for tests that restart or break LiteLLM."""
+    from tests.test_installer_support import make_lab
+
+    with make_lab(tmp_path / "lab", litellm_bin) as lab:
+        yield lab
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from tests.test_installer_support import (
     REPO,
     Lab,
     answers_for,
-    make_lab,
     run_installer,
     snapshot,
     stop_installed_proxy,
@@ -30,18 +29,6 @@ from tests.test_installer_support import (
 )
 
 LOGS = ("proxy.log", "decisions.jsonl")
-
-
-@pytest.fixture(scope="module")
-def shared_lab(litellm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with make_lab(tmp_path_factory.mktemp("lab"), litellm_bin) as lab:
-        yield lab
-
-
-@pytest.fixture
-def lab(litellm_bin: str, tmp_path: Path) -> Iterator[Lab]:
-    with make_lab(tmp_path / "lab", litellm_bin) as lab:
-        yield lab
 
 
 @pytest.fixture

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
-import pytest
 
 from installer import probes
 from installer.paths import Paths
 from proxy.config import load_config
 from tests.standins.base import free_port
-from tests.test_installer_support import REPO, Lab, make_lab, snapshot, stop_installed_proxy
+from tests.test_installer_support import REPO, Lab, snapshot, stop_installed_proxy
 
 DOWN = "\x1b[B"
 UP = "\x1b[A"
 KILL_LINE = "\x15"  # Ctrl-U: clear the pre-filled default
-
-
-@pytest.fixture(scope="module")
-def ilab(litellm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with make_lab(tmp_path_factory.mktemp("ilab"), litellm_bin) as lab:
-        yield lab
 
 
 def spawn(*args: str, env_extra: dict[str, str] | None = None) -> pexpect.spawn:
@@ -42,20 +34,20 @@ def answer_text(child: pexpect.spawn, prompt: str, value: str) -> None:
     child.send(KILL_LINE + value + "\r")
 
 
-def test_interactive_install_end_to_end(ilab: Lab, tmp_path: Path) -> None:
+def test_interactive_install_end_to_end(shared_lab: Lab, tmp_path: Path) -> None:
     cfg_copy = tmp_path / "litellm.yaml"
-    cfg_copy.write_bytes(ilab.litellm_config.read_bytes())
-    cloud = probes.litellm_models(ilab.litellm_url, ilab.key)
+    cfg_copy.write_bytes(shared_lab.litellm_config.read_bytes())
+    cloud = probes.litellm_models(shared_lab.litellm_url, shared_lab.key)
     port = free_port()
     child = spawn("--venv-mode", "inherit")
     transcript: list[str] = []
     try:
-        answer_text(child, "Local model server URL", ilab.local.url)
+        answer_text(child, "Local model server URL", shared_lab.local.url)
         child.expect_exact("Local model")
         child.send(DOWN + "\r")  # the second loaded model: other-local
-        answer_text(child, "LiteLLM URL", ilab.litellm_url)
+        answer_text(child, "LiteLLM URL", shared_lab.litellm_url)
         child.expect_exact("LiteLLM key (hidden")
-        child.send(ilab.key + "\r")
+        child.send(shared_lab.key + "\r")
         child.expect_exact("SIMPLE tier")
         child.send(DOWN * cloud.index("cloud-simple") + "\r")
         child.expect_exact("COMPLEX tier")
@@ -86,26 +78,26 @@ def test_interactive_install_end_to_end(ilab: Lab, tmp_path: Path) -> None:
         child.close()
         assert child.exitstatus == 0
         output = "".join(transcript)
-        assert ilab.key not in output  # the hidden key is never echoed
+        assert shared_lab.key not in output  # the hidden key is never echoed
         assert "+      drop_params: true" in output
         p = Paths.from_env()
         cfg = load_config(p.config_file)
         assert cfg.local.model == "other-local" and cfg.listen.port == port
         assert p.launcher("claude-sw").exists()
         saved = p.answers_file.read_text()
-        assert "local_model: other-local" in saved and ilab.key not in saved
+        assert "local_model: other-local" in saved and shared_lab.key not in saved
         assert "drop_params: true" in cfg_copy.read_text()
     finally:
         child.close(force=True)
         stop_installed_proxy(Path(os.environ["XDG_RUNTIME_DIR"]))
 
 
-def test_ctrl_c_at_a_prompt_changes_nothing(ilab: Lab, tmp_path: Path) -> None:
+def test_ctrl_c_at_a_prompt_changes_nothing(shared_lab: Lab, tmp_path: Path) -> None:
     p = Paths.from_env()
     before = snapshot(p.home)
     child = spawn()
     try:
-        answer_text(child, "Local model server URL", ilab.local.url)
+        answer_text(child, "Local model server URL", shared_lab.local.url)
         child.expect_exact("Local model")
         child.sendintr()
         child.expect_exact("nothing was changed")
@@ -117,12 +109,12 @@ def test_ctrl_c_at_a_prompt_changes_nothing(ilab: Lab, tmp_path: Path) -> None:
     assert snapshot(p.home) == before
 
 
-def test_unreachable_local_server_is_asked_again(ilab: Lab, tmp_path: Path) -> None:
+def test_unreachable_local_server_is_asked_again(shared_lab: Lab, tmp_path: Path) -> None:
     child = spawn()
     try:
         answer_text(child, "Local model server URL", f"http://127.0.0.1:{free_port()}")
         child.expect_exact("LM Studio")  # the hints for the common servers
-        answer_text(child, "Local model server URL", ilab.local.url)
+        answer_text(child, "Local model server URL", shared_lab.local.url)
         child.expect_exact("qwen-local")
         child.sendintr()
         child.expect(pexpect.EOF)

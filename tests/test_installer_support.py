@@ -133,6 +133,10 @@ def wait_live(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"LiteLLM at {url} not live after {timeout} s")
 
 
+# A non-interactive install as most tests run it: fast venv, no classifier round trip.
+INSTALL = ("--yes", "--venv-mode", "inherit", "--no-classifier-check")
+
+
 @contextlib.contextmanager
 def make_lab(root: Path, litellm_bin: str) -> Iterator[Lab]:
     root.mkdir(parents=True, exist_ok=True)

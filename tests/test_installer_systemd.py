@@ -27,23 +27,15 @@ from installer.paths import UNIT_NAME, Paths
 from proxy import pidfile
 from tests.fake_systemd import calls, install_fake_systemd, parse_unit, prepare, run_pre, spawn_main
 from tests.test_installer_support import (
+    INSTALL,
     REPO,
     Lab,
     answers_for,
-    make_lab,
     run_installer,
     snapshot,
     stop_installed_proxy,
     write_answers,
 )
-
-INSTALL = ("--yes", "--venv-mode", "inherit", "--no-classifier-check")
-
-
-@pytest.fixture(scope="module")
-def shared_lab(litellm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with make_lab(tmp_path_factory.mktemp("lab"), litellm_bin) as lab:
-        yield lab
 
 
 def _answers(lab: Lab, tmp_path: Path) -> tuple[Path, int]:

@@ -19,28 +19,15 @@ from installer import probes
 from installer.cli import STEPS
 from installer.paths import Paths
 from tests.test_installer_support import (
+    INSTALL,
     REPO,
     Lab,
     answers_for,
-    make_lab,
     run_installer,
     snapshot,
     stop_installed_proxy,
     write_answers,
 )
-
-INSTALL = ("--yes", "--venv-mode", "inherit", "--no-classifier-check")
-
-@pytest.fixture(scope="module")
-def shared_lab(litellm_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with make_lab(tmp_path_factory.mktemp("lab"), litellm_bin) as lab:
-        yield lab
-
-
-@pytest.fixture
-def lab(litellm_bin: str, tmp_path: Path) -> Iterator[Lab]:
-    with make_lab(tmp_path / "lab", litellm_bin) as lab:
-        yield lab
 
 
 @pytest.fixture
