@@ -39,7 +39,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_proxy import KEY, REPO, free_port, rss_mb, start_switchyard, wait_port
+from bench.bench_proxy import KEY, REPO, emit, free_port, rss_mb, start_switchyard, wait_port
 from proxy.openai_request import request_tool_names, to_openai_request
 from proxy.openai_stream import StreamTranslator
 from proxy.sse import SSEDecoder, encode_event
@@ -361,11 +361,7 @@ def main() -> None:
     args = parser.parse_args()
     # Installed before anything starts, so npm's time and traffic never overlap a measurement.
     ccr = install_ccr() if args.compare_ccr else None
-    results = asyncio.run(run(args.requests, args.chunks, ccr))
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(asyncio.run(run(args.requests, args.chunks, ccr)), args.json)
 
 
 if __name__ == "__main__":

@@ -260,16 +260,20 @@ async def run(n: int) -> dict[str, Any]:
     return results
 
 
+def emit(results: dict[str, Any], json_path: Path | None) -> None:
+    """Print the results, and also write them to JSON_PATH when given."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if json_path:
+        json_path.write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400, help="requests per measurement (default 400)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
-    results = asyncio.run(run(args.requests))
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(asyncio.run(run(args.requests)), args.json)
 
 
 if __name__ == "__main__":

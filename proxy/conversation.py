@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.openai_request import server_tool_names
 from proxy.tokens import estimate_request_tokens
 
 PLAN_MODE_NOTICE = "Plan mode is active."
@@ -194,8 +195,6 @@ def extract_facts(body: Mapping[str, Any], headers: Mapping[str, str], body_byte
     session = session_id(headers, body)
     digest = hashlib.blake2b(latest_text.encode("utf-8", "replace"), digest_size=12).hexdigest()
     turn_key = f"{latest_idx}:{digest}"
-
-    from proxy.openai_request import server_tool_names
 
     return RequestFacts(
         model=model,
