@@ -54,6 +54,10 @@ class LocalConfig:
     health_timeout_s: float = 1.0
     # Optional: variable holding a key for servers that want one (vLLM --api-key).
     key_env: str = ""
+    # Tokens kept free for the answer when checking that a request fits the local context.
+    output_reserve_tokens: int = 2048
+    # The context one request gets, when the server cannot be asked (0: read it from the server).
+    context_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ _POSITIVE = {
     ("local", "first_token_timeout_s"),
     ("local", "read_timeout_s"),
     ("local", "health_timeout_s"),
+    ("local", "output_reserve_tokens"),
     ("cloud", "timeout_s"),
     ("cloud", "connect_timeout_s"),
     ("cloud", "max_attempts"),
@@ -146,6 +151,9 @@ _POSITIVE = {
     ("routing", "verdict_cache_size"),
     ("log", "max_bytes"),
 }
+
+
+_NON_NEGATIVE = {("local", "context_tokens")}
 
 
 def _type_name(tp: Any) -> str:
@@ -193,6 +201,8 @@ def _validate(section: str, key: str, value: Any) -> None:
         raise ConfigError(f"config key '{name}' must be an http:// or https:// URL, got {value!r}")
     if (section, key) in _REQUIRED and not value:
         raise ConfigError(f"config key '{name}' is required and empty; set it (the installer fills it in)")
+    if (section, key) in _NON_NEGATIVE and value < 0:
+        raise ConfigError(f"config key '{name}' must be 0 or more, got {value!r}")
     if (section, key) in _POSITIVE and value <= 0:
         raise ConfigError(f"config key '{name}' must be greater than 0, got {value!r}")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.openai_request import server_tool_names
+from proxy.openai_request import request_tool_names, server_tool_names
 from proxy.tokens import estimate_request_tokens
 
 PLAN_MODE_NOTICE = "Plan mode is active."
@@ -53,6 +53,10 @@ class RequestFacts:
     tool_calls: int
     body_bytes: int
     stream: bool
+    # What the local side must be able to take (checked against the server's capabilities).
+    tool_count: int = 0
+    has_images: bool = False
+    max_tokens: int | None = None
 
 
 def parse_explicit_model(model: str) -> ExplicitChoice | None:
@@ -117,6 +121,16 @@ def _block_texts(content: Any) -> Iterator[str]:
             yield block["text"]
 
 
+def _has_image(content: Any) -> bool:
+    for block in _content_blocks(content):
+        kind = block.get("type")
+        if kind == "image":
+            return True
+        if kind == "tool_result" and isinstance(block.get("content"), list) and _has_image(block["content"]):
+            return True
+    return False
+
+
 def genuine_user_text(content: Any) -> str:
     """The user's own words in a message: text blocks minus system reminders; '' for pure tool results."""
     parts = []
@@ -179,10 +193,13 @@ def extract_facts(body: Mapping[str, Any], headers: Mapping[str, str], body_byte
     first_text = ""
     turns = 0
     tool_calls = 0
+    has_images = False
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             continue
         role = message.get("role")
+        if not has_images and role == "user":
+            has_images = _has_image(message.get("content"))
         if role == "assistant":
             tool_calls += sum(1 for b in _content_blocks(message.get("content")) if b.get("type") == "tool_use")
         elif is_genuine_user_message(message):
@@ -193,6 +210,7 @@ def extract_facts(body: Mapping[str, Any], headers: Mapping[str, str], body_byte
                 first_text = latest_text
 
     session = session_id(headers, body)
+    max_tokens = body.get("max_tokens")
     digest = hashlib.blake2b(latest_text.encode("utf-8", "replace"), digest_size=12).hexdigest()
     turn_key = f"{latest_idx}:{digest}"
 
@@ -203,7 +221,7 @@ def extract_facts(body: Mapping[str, Any], headers: Mapping[str, str], body_byte
         plan_mode=_plan_mode(messages),
         estimated_tokens=estimate_request_tokens(body),
         background="haiku" in model.lower(),
-        server_tools=tuple(server_tool_names(dict(body))),
+        server_tools=tuple(server_tool_names(body)),
         session=session,
         turn_key=turn_key,
         latest_user_text=latest_text,
@@ -212,4 +230,7 @@ def extract_facts(body: Mapping[str, Any], headers: Mapping[str, str], body_byte
         tool_calls=tool_calls,
         body_bytes=body_bytes,
         stream=bool(body.get("stream")),
+        tool_count=len(request_tool_names(body)),
+        has_images=has_images,
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
     )

@@ -7,9 +7,13 @@ Strict servers (vLLM, llama.cpp) reject unknown fields, and Claude Code's body c
 
 Message mapping, and why:
 
-* ``system`` (string or text blocks) and every mid-conversation ``role: "system"`` message are merged,
-  in order, into one leading system message: Qwen-style chat templates raise on a system message
-  that is not first.
+* ``system`` (string or text blocks) becomes the one leading system message, together with any
+  ``role: "system"`` message that comes before the first user or assistant message.
+* A ``role: "system"`` message later in the conversation (Claude Code sends agent and skill lists,
+  mode notices) stays where it stands, as user text wrapped in ``<system-reminder>`` (Claude Code's
+  own wrapping for such notes): Qwen-style chat templates raise on a system message that is not
+  first, and moving it to the front would change the start of the rendered prompt, so the local
+  server's prefix cache would re-evaluate the whole conversation (~19,000 tokens, minutes on a CPU).
 * ``tool_result`` blocks become ``role: "tool"`` messages placed right after the assistant message
   that called them, in the order of its ``tool_calls``; text and images that sat beside the results in
   the same user message follow as one user message (templates expect tool messages to follow the call).
@@ -23,7 +27,7 @@ Message mapping, and why:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _TEXT_JOIN = "\n\n"
@@ -33,7 +37,7 @@ class RequestTranslationError(ValueError):
     """The Anthropic body has a shape this translator cannot map (the caller should use the cloud)."""
 
 
-def server_tool_names(body: dict[str, Any]) -> list[str]:
+def server_tool_names(body: Mapping[str, Any]) -> list[str]:
     """Names of tools in the request that a local model cannot serve.
 
     That is every tool that is not a plain custom tool (``name`` + ``input_schema``, ``type`` absent or
@@ -55,7 +59,7 @@ def server_tool_names(body: dict[str, Any]) -> list[str]:
     return out
 
 
-def request_tool_names(body: dict[str, Any]) -> frozenset[str]:
+def request_tool_names(body: Mapping[str, Any]) -> frozenset[str]:
     """Names of the request's custom tools: the only names a local tool call may use."""
     tools = body.get("tools")
     if not isinstance(tools, list):
@@ -89,7 +93,13 @@ def to_openai_request(body: dict[str, Any], *, model: str, max_output_tokens: in
         role = msg.get("role")
         content = msg.get("content")
         if role == "system":
-            system_parts.extend(_text_of(content, where=f"messages[{i}]"))
+            texts = _text_of(content, where=f"messages[{i}]")
+            if converted:
+                note = _TEXT_JOIN.join(t for t in texts if t)
+                if note:
+                    converted.append({"role": "user", "content": _as_reminder(note)})
+            else:
+                system_parts.extend(texts)
         elif role == "user":
             converted.extend(_user_messages(content, i, _last_tool_call_ids(converted)))
         elif role == "assistant":
@@ -135,6 +145,12 @@ def to_openai_request(body: dict[str, Any], *, model: str, max_output_tokens: in
         if choice is not None:
             out["tool_choice"] = choice
     return out
+
+
+def _as_reminder(text: str) -> str:
+    if text.lstrip().startswith("<system-reminder>"):
+        return text
+    return f"<system-reminder>\n{text}\n</system-reminder>"
 
 
 def _text_of(content: Any, *, where: str) -> list[str]:

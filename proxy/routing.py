@@ -11,10 +11,15 @@ Rules, in order (issue 2):
  4. long context → cloud, complex tier
     (also: a server-side tool such as web_search only the cloud can run → cloud, complex tier;
      a turn whose local answer broke mid-stream → cloud, so Claude Code's retry does not loop locally)
- 5. background (haiku-class model) → local when up, else cloud simple tier
- 6. local server down → cloud, complex tier (difficulty unknown: err toward the stronger model)
- 7. a verdict already made for this user turn is reused ("cached")
- 8. classify: SIMPLE → local, COMPLEX → cloud complex tier; any classifier failure → cloud complex tier
+ 5. what the local server can take (its probed capabilities; unknown means: try), before any
+    classifier call: a request whose estimate plus an output reserve exceeds the context one
+    request gets → ``local-context``; images for a model that takes none → ``local-no-images``;
+    tools for a chat template that drops them → ``local-no-tools``.  Cloud, complex tier (simple
+    tier for background requests).
+ 6. background (haiku-class model) → local when up, else cloud simple tier
+ 7. local server down → cloud, complex tier (difficulty unknown: err toward the stronger model)
+ 8. a verdict already made for this user turn is reused ("cached")
+ 9. classify: SIMPLE → local, COMPLEX → cloud complex tier; any classifier failure → cloud complex tier
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from proxy.capabilities import KIND_NAMES, LocalCapabilities
 from proxy.config import Config
 from proxy.conversation import RequestFacts
 
@@ -48,6 +54,7 @@ class Signals:
     cached: Classification | None = None
     classification: Classification | None = None
     turn_forced_cloud: bool = False
+    capabilities: LocalCapabilities | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,38 @@ def _from_classification(c: Classification, cfg: Config, reason_if_ok: str) -> D
     return Decision(CLOUD, cfg.cloud.complex_model, reason, detail=c.detail)
 
 
+def local_context(caps: LocalCapabilities | None, cfg: Config) -> int | None:
+    """The context one local request gets: the configured figure, else the probed one."""
+    if cfg.local.context_tokens:
+        return cfg.local.context_tokens
+    return caps.context_per_request if caps is not None else None
+
+
+def output_reserve(facts: RequestFacts, cfg: Config) -> int:
+    """Tokens kept free for the answer: the configured reserve, or less if the request asks for less."""
+    reserve = min(cfg.local.output_reserve_tokens, cfg.local.max_output_tokens)
+    return min(reserve, facts.max_tokens) if facts.max_tokens and facts.max_tokens > 0 else reserve
+
+
+def local_misfit(facts: RequestFacts, caps: LocalCapabilities | None, cfg: Config) -> tuple[str, str] | None:
+    """Why the local server cannot take this request, as (reason, detail); None when it can (or may)."""
+    kind = KIND_NAMES.get(caps.kind, caps.kind) if caps is not None else "the local server"
+    ctx = local_context(caps, cfg)
+    if ctx is not None:
+        reserve = output_reserve(facts, cfg)
+        if facts.estimated_tokens + reserve > ctx:
+            return "local-context", (
+                f"~{facts.estimated_tokens:,} tokens + {reserve:,} for the answer > {ctx:,} per request ({kind})"
+            )
+    if caps is None:
+        return None
+    if facts.has_images and caps.vision is False:
+        return "local-no-images", f"the request carries images; {kind}'s model takes none"
+    if facts.tool_count and caps.tools is False:
+        return "local-no-tools", f"{facts.tool_count} tools; {kind}'s chat template takes none (they would be dropped)"
+    return None
+
+
 def decide(facts: RequestFacts, signals: Signals, cfg: Config) -> Outcome:
     cloud = cfg.cloud
     if facts.explicit is not None:
@@ -108,12 +147,17 @@ def decide(facts: RequestFacts, signals: Signals, cfg: Config) -> Outcome:
         return Decision(CLOUD, cloud.simple_model, "retry-to-cloud")
     if signals.local_up is None:
         return NEED_HEALTH
+    misfit = local_misfit(facts, signals.capabilities, cfg) if signals.local_up else None
     if facts.background:
+        if misfit is not None:
+            return Decision(CLOUD, cloud.simple_model, misfit[0], detail=misfit[1])
         if signals.local_up:
             return Decision(LOCAL, cfg.local.model, "background")
         return Decision(CLOUD, cloud.simple_model, "background", detail="local server down")
     if not signals.local_up:
         return Decision(CLOUD, cloud.complex_model, "local-down")
+    if misfit is not None:
+        return Decision(CLOUD, cloud.complex_model, misfit[0], detail=misfit[1])
     if signals.cached is not None:
         return _from_classification(signals.cached, cfg, "cached")
     if signals.classification is None:

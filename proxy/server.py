@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy import __version__, jsonio, pidfile
+from proxy.capabilities import capabilities_json
 from proxy.classifier import classify, compact_view
 from proxy.cloud import CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt
@@ -137,6 +138,7 @@ async def health(request: web.Request) -> web.Response:
             "status": "ok",
             "version": __version__,
             "local_up": local_up,
+            "local": capabilities_json(st.health.capabilities),
             "uptime_s": round(time.monotonic() - st.started, 3),
             "pid": os.getpid(),
             "requests": st.requests,
@@ -191,6 +193,7 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
             local_up=up,
             cached=st.memory.verdict(session, facts.turn_key),
             turn_forced_cloud=signals.turn_forced_cloud,
+            capabilities=st.health.capabilities,
         )
         outcome = decide(facts, signals, st.cfg)
     if outcome is NEED_CLASSIFICATION:
@@ -200,7 +203,9 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
         )
         record.classify_ms = result.elapsed_ms
         st.memory.remember(session, facts.turn_key, result)
-        outcome = decide(facts, Signals(local_up=True, classification=result), st.cfg)
+        outcome = decide(
+            facts, Signals(local_up=True, classification=result, capabilities=st.health.capabilities), st.cfg
+        )
     assert isinstance(outcome, Decision)
     return outcome
 
@@ -329,7 +334,11 @@ async def _sessions(app: web.Application) -> Any:
         connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=60), auto_decompress=False
     )
     st.local_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60))
+    # What the local server can take, known before the first request (bounded: a dead server
+    # costs at most a few health timeouts here, and leaves the capabilities unknown).
+    await st.health.refresh_capabilities(st.local_session)
     yield
+    await st.health.close()
     await st.cloud_session.close()
     await st.local_session.close()
     st.decisions.close()

@@ -17,11 +17,15 @@ Fixtures:
 - ``litellm_cloud`` (session) -> :class:`LiteLLMCloud`: a stand-in Anthropic upstream behind a
   real LiteLLM proxy exposing ``cloud-simple`` and ``cloud-complex``.  ``cloud`` is the same
   object, reset (scripts, responder and recorded requests cleared) before the test.
+- ``llama`` (session) -> :class:`tests.llama_server.LlamaPool`: a real llama.cpp ``llama-server``
+  with a real small model (SmolLM2-135M), ``llama.get(LlamaOptions(ctx=..., parallel=...))``
+  starting one per set of options and sharing it across the session.  Built by ``.ci/llama.sh``;
+  missing, the test is skipped locally and fails in CI.
 - ``start_litellm`` -> ``start_litellm(config_path, **LiteLLMProcess kwargs)``: starts a LiteLLM
   proxy with your config (stopped after the test); call ``.restart(new_config)`` on it to reload.
 
-Tests that use the LiteLLM or Claude CLI fixtures are marked ``litellm`` / ``claude_cli``
-automatically, so ``pytest -m "not litellm and not claude_cli"`` gives a fast inner loop.
+Tests that use the LiteLLM, Claude CLI or llama.cpp fixtures are marked ``litellm`` / ``claude_cli`` /
+``llama`` automatically, so ``pytest -m "not litellm and not claude_cli"`` gives a fast inner loop.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.litellm_proc import LiteLLMProcess, anthropic_model, write_config
+from tests.llama_server import LlamaPool, find_llama
 from tests.standins import AnthropicUpstream, OpenAILocal, StrictOpenAIUpstream
 from tests.standins.base import free_port as _free_port
 
@@ -137,6 +142,20 @@ def claude_bin() -> str:
     )
     how = "npm install @anthropic-ai/claude-code@2.1.197"
     return require_executable(found, "claude", "SWITCHYARD_TEST_CLAUDE", how, bool(_ORIG_ENV.get("CI")))
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaPool]:
+    server, model = find_llama(_ORIG_ENV)
+    how = "bash .ci/llama.sh builds it"
+    in_ci = bool(_ORIG_ENV.get("CI"))
+    server = require_executable(server, "llama-server", "SWITCHYARD_TEST_LLAMA_SERVER", how, in_ci)
+    model = require_executable(model, "the SmolLM2 GGUF model", "SWITCHYARD_TEST_LLAMA_MODEL", how, in_ci)
+    pool = LlamaPool(server, model, tmp_path_factory.mktemp("llama-logs"))
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 # ----- stand-ins ----------------------------------------------------------------------------------
@@ -244,3 +263,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.litellm)
         if "claude_bin" in names:
             item.add_marker(pytest.mark.claude_cli)
+        if "llama" in names:
+            item.add_marker(pytest.mark.llama)

@@ -85,12 +85,41 @@ def test_only_allow_listed_fields_are_sent() -> None:
     assert out["temperature"] == 1
 
 
-def test_system_blocks_and_mid_conversation_system_messages_merge_into_one_leading_message() -> None:
+def test_mid_conversation_system_message_stays_in_place_as_a_user_note() -> None:
     out = translate(claude_code_body())
     roles = [m["role"] for m in out["messages"]]
     assert roles == ["system", "user"]
-    assert out["messages"][0]["content"] == "You are Claude Code.\n\nBe concise.\n\nPlan mode is active."
-    assert out["messages"][1]["content"] == "write hello.py"
+    assert out["messages"][0]["content"] == "You are Claude Code.\n\nBe concise."
+    assert out["messages"][1]["content"] == (
+        "write hello.py\n\n<system-reminder>\nPlan mode is active.\n</system-reminder>"
+    )
+
+
+def test_a_later_system_message_leaves_the_earlier_prompt_unchanged() -> None:
+    """The rendered prompt of a continuation must start with the previous one (prefix cache)."""
+    first = claude_code_body()
+    later = claude_code_body()
+    later["messages"] = [
+        *first["messages"],
+        {"role": "assistant", "content": [{"type": "text", "text": "Planning."}]},
+        {"role": "system", "content": "Exited plan mode."},
+        {"role": "user", "content": "go on"},
+    ]
+    a = translate(first)["messages"]
+    b = translate(later)["messages"]
+    assert b[: len(a)] == a
+    assert b[len(a) :] == [
+        {"role": "assistant", "content": "Planning."},
+        {"role": "user", "content": "<system-reminder>\nExited plan mode.\n</system-reminder>\n\ngo on"},
+    ]
+
+
+def test_system_messages_before_any_conversation_join_the_system_prompt() -> None:
+    body = {"system": "S", "messages": [{"role": "system", "content": "agents"}, {"role": "user", "content": "hi"}]}
+    assert translate(body)["messages"] == [
+        {"role": "system", "content": "S\n\nagents"},
+        {"role": "user", "content": "hi"},
+    ]
 
 
 def test_string_system_and_no_system() -> None:
@@ -204,7 +233,7 @@ def test_images_user_and_inside_tool_results() -> None:
     }
 
 
-def test_consecutive_user_messages_merge_after_system_removal() -> None:
+def test_consecutive_user_messages_merge_around_a_system_note() -> None:
     body = {
         "messages": [
             {"role": "user", "content": "a"},
@@ -215,7 +244,9 @@ def test_consecutive_user_messages_merge_after_system_removal() -> None:
         ]
     }
     msgs = translate(body)["messages"]
-    assert msgs == [{"role": "system", "content": "agents: x"}, {"role": "user", "content": "a\n\nb\n\nc"}]
+    assert msgs == [
+        {"role": "user", "content": "a\n\n<system-reminder>\nagents: x\n</system-reminder>\n\nb\n\nc"}
+    ]
 
 
 def test_tools_and_tool_choice() -> None:

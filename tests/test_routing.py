@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.capabilities import LocalCapabilities
 from proxy.config import Config
 from proxy.conversation import ExplicitChoice, RequestFacts
 from proxy.routing import NEED_CLASSIFICATION, NEED_HEALTH, Classification, Decision, Signals, decide
@@ -128,3 +129,78 @@ def test_classifier_failures_go_to_cloud_with_their_reason(cfg: Config, mode: st
     c = Classification(None, mode, detail="why")
     r = d(decide(facts(), Signals(local_up=True, classification=c), cfg))
     assert (r.route, r.reason, r.detail) == ("cloud", reason, "why")
+
+
+# --- rule 5: what the local server can take ------------------------------------------------------
+
+LLAMA_8K = LocalCapabilities(kind="llama.cpp", context_per_request=8192, slots=4, tools=True)
+
+
+def caps_signals(caps: LocalCapabilities | None, **kw: object) -> Signals:
+    return Signals(local_up=True, capabilities=caps, **kw)  # type: ignore[arg-type]
+
+
+def test_a_request_that_does_not_fit_the_local_context_goes_to_the_cloud_before_classifying(cfg: Config) -> None:
+    r = d(decide(facts(estimated_tokens=19000, tool_count=24, max_tokens=64000), caps_signals(LLAMA_8K), cfg))
+    assert (r.route, r.model, r.reason) == ("cloud", "cloud-complex", "local-context")
+    # Both numbers, and the reserve kept for the answer, are in the detail.
+    assert r.detail == "~19,000 tokens + 2,048 for the answer > 8,192 per request (llama.cpp)"
+
+
+def test_the_output_reserve_is_what_the_request_asks_for_when_that_is_less(cfg: Config) -> None:
+    fits = facts(estimated_tokens=8000, max_tokens=100)
+    assert decide(fits, caps_signals(LLAMA_8K), cfg) is NEED_CLASSIFICATION
+    too_big = facts(estimated_tokens=8000, max_tokens=500)
+    assert d(decide(too_big, caps_signals(LLAMA_8K), cfg)).reason == "local-context"
+    assert d(decide(too_big, caps_signals(LLAMA_8K), cfg)).detail.startswith("~8,000 tokens + 500 for")  # type: ignore[union-attr]
+
+
+def test_a_configured_context_overrides_the_probe_and_works_without_one(cfg: Config) -> None:
+    small = dataclasses.replace(cfg, local=dataclasses.replace(cfg.local, context_tokens=4096))
+    r = d(decide(facts(estimated_tokens=3000), caps_signals(None), small))
+    assert r.reason == "local-context" and "> 4,096 per request (the local server)" in (r.detail or "")
+    big = dataclasses.replace(cfg, local=dataclasses.replace(cfg.local, context_tokens=131072))
+    assert decide(facts(estimated_tokens=19000), caps_signals(LLAMA_8K), big) is NEED_CLASSIFICATION
+
+
+def test_tools_for_a_template_that_takes_none_go_to_the_cloud(cfg: Config) -> None:
+    no_tools = dataclasses.replace(LLAMA_8K, context_per_request=65536, tools=False)
+    r = d(decide(facts(estimated_tokens=19000, tool_count=24), caps_signals(no_tools), cfg))
+    assert (r.route, r.reason) == ("cloud", "local-no-tools")
+    assert r.detail == "24 tools; llama.cpp's chat template takes none (they would be dropped)"
+    # Without tools the same server is fine.
+    assert decide(facts(estimated_tokens=19000, tool_count=0), caps_signals(no_tools), cfg) is NEED_CLASSIFICATION
+
+
+def test_images_for_a_model_that_takes_none_go_to_the_cloud(cfg: Config) -> None:
+    text_only = dataclasses.replace(LLAMA_8K, context_per_request=65536, vision=False)
+    r = d(decide(facts(estimated_tokens=5000, has_images=True), caps_signals(text_only), cfg))
+    assert (r.route, r.reason) == ("cloud", "local-no-images")
+    seeing = dataclasses.replace(text_only, vision=True)
+    assert decide(facts(estimated_tokens=5000, has_images=True), caps_signals(seeing), cfg) is NEED_CLASSIFICATION
+
+
+def test_unknown_capabilities_mean_try_as_before(cfg: Config) -> None:
+    for caps in (None, LocalCapabilities(), LocalCapabilities(kind="openai")):
+        f = facts(estimated_tokens=50000, tool_count=24, has_images=True)
+        assert decide(f, caps_signals(caps), cfg) is NEED_CLASSIFICATION
+
+
+def test_capability_rules_come_before_a_cached_verdict_and_after_explicit_choices(cfg: Config) -> None:
+    cached = Classification(verdict="SIMPLE", mode="ok")
+    r = d(decide(facts(estimated_tokens=19000), caps_signals(LLAMA_8K, cached=cached), cfg))
+    assert r.reason == "local-context"
+    explicit = facts(estimated_tokens=19000, explicit=ExplicitChoice("local", None, "explicit"))
+    assert d(decide(explicit, caps_signals(LLAMA_8K), cfg)).route == "local"
+
+
+def test_a_background_request_that_does_not_fit_uses_the_simple_tier(cfg: Config) -> None:
+    r = d(decide(facts(background=True, estimated_tokens=19000), caps_signals(LLAMA_8K), cfg))
+    assert (r.route, r.model, r.reason) == ("cloud", "cloud-simple", "local-context")
+    r = d(decide(facts(background=True, estimated_tokens=1000), caps_signals(LLAMA_8K), cfg))
+    assert (r.route, r.reason) == ("local", "background")
+
+
+def test_capabilities_are_not_consulted_when_the_local_server_is_down(cfg: Config) -> None:
+    r = d(decide(facts(estimated_tokens=19000), Signals(local_up=False, capabilities=LLAMA_8K), cfg))
+    assert r.reason == "local-down"

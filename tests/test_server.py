@@ -203,7 +203,10 @@ def test_a_burst_pays_for_one_health_check(proxy: ProxyThread, local: OpenAILoca
         )
     assert len(codes) == 8
     assert proxy.state.health.checks == 1
-    assert len(local.requests_tagged("")) == 1  # one GET /v1/models
+    # One GET /v1/models for the health check; the capability probe at start made the other
+    # requests, and none was repeated for the burst (the start-up probe is still fresh).
+    assert proxy.state.health.capability_probes == 1
+    assert [r.path for r in local.requests_tagged("")].count("/v1/models") == 2
 
 
 def test_local_down_goes_to_cloud_and_is_logged(
