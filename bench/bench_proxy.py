@@ -104,8 +104,11 @@ def free_port() -> int:
         return port
 
 
-def start_switchyard(tmp: Path, port: int, *, local_url: str, cloud_url: str) -> subprocess.Popen[bytes]:
-    """`python -m proxy serve` with a minimal config in TMP, as its own process."""
+def start_switchyard(
+    tmp: Path, port: int, *, local_url: str, cloud_url: str, local_extra: str = ""
+) -> subprocess.Popen[bytes]:
+    """`python -m proxy serve` with a minimal config in TMP, as its own process (LOCAL_EXTRA: more
+    [local] lines)."""
     config = tmp / "config.toml"
     config.write_text(
         f"""
@@ -116,6 +119,7 @@ pidfile = "{tmp / "switchyard.pid"}"
 base_url = "{local_url}"
 model = "local-model"
 max_output_tokens = 8192
+{local_extra}
 [cloud]
 base_url = "{cloud_url}"
 simple_model = "cloud-simple"

@@ -61,6 +61,8 @@ FIELDS = (
     "output_tokens",
     "detail",
     "stream",
+    "cached_tokens",
+    "prefill_ms",
 )
 
 
@@ -87,11 +89,14 @@ class DecisionRecord:
     output_tokens: int | None = None
     detail: str | None = None
     stream: bool = False
+    # Local answers: prompt tokens the server reused from its prefix cache, and its prompt time.
+    cached_tokens: int | None = None
+    prefill_ms: float | None = None
 
     def to_json(self) -> str:
         # Built by hand: dataclasses.asdict deep-copies every field and showed up in profiles.
         data: dict[str, Any] = {name: getattr(self, name) for name in FIELDS}
-        for key in ("classify_ms", "ttft_ms", "total_ms"):
+        for key in ("classify_ms", "ttft_ms", "total_ms", "prefill_ms"):
             if data[key] is not None:
                 data[key] = round(data[key], 3)
         return jsonio.dumps(data).decode()

@@ -122,6 +122,8 @@ async def stream_local(
             await out.write(encode_event("error", event))
         record.input_tokens = translator.upstream_input_tokens or lr.input_tokens
         record.output_tokens = translator.output_tokens
+        record.cached_tokens = translator.cached_tokens
+        record.prefill_ms = translator.prefill_ms
         await out.write_eof()
         return out
 

@@ -162,6 +162,14 @@ class _PendingCall:
 class _Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # Prompt tokens the server took from its prefix cache, and the time it spent on the rest
+    # (OpenAI's usage.prompt_tokens_details.cached_tokens; llama.cpp's timings.cache_n / prompt_ms).
+    cached_tokens: int | None = None
+    prefill_ms: float | None = None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class StreamTranslator:
@@ -281,6 +289,9 @@ class StreamTranslator:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self._take_usage(usage)
+        timings = chunk.get("timings")
+        if isinstance(timings, dict):
+            self._take_timings(timings)
         choices = chunk.get("choices")
         if choices is None:
             return out
@@ -334,10 +345,30 @@ class StreamTranslator:
     def _take_usage(self, usage: dict[str, Any]) -> None:
         prompt = usage.get("prompt_tokens")
         completion = usage.get("completion_tokens")
-        if isinstance(prompt, int) and not isinstance(prompt, bool) and prompt >= 0:
+        if _count(prompt):
             self._usage.input_tokens = prompt
-        if isinstance(completion, int) and not isinstance(completion, bool) and completion >= 0:
+        if _count(completion):
             self._usage.output_tokens = completion
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and _count(details.get("cached_tokens")):
+            self._usage.cached_tokens = details["cached_tokens"]
+
+    def _take_timings(self, timings: dict[str, Any]) -> None:
+        if _count(timings.get("cache_n")):
+            self._usage.cached_tokens = timings["cache_n"]
+        ms = timings.get("prompt_ms")
+        if isinstance(ms, int | float) and not isinstance(ms, bool) and ms >= 0:
+            self._usage.prefill_ms = float(ms)
+
+    @property
+    def cached_tokens(self) -> int | None:
+        """Prompt tokens the local server served from its prefix cache, when it said."""
+        return self._usage.cached_tokens
+
+    @property
+    def prefill_ms(self) -> float | None:
+        """Time the local server spent evaluating the prompt, when it said (llama.cpp)."""
+        return self._usage.prefill_ms
 
     def _delta(self, delta: dict[str, Any], out: list[Event]) -> None:
         # reasoning_content / reasoning are ignored on purpose (see module docstring).
@@ -657,6 +688,8 @@ def completion_to_message(
     chunk: dict[str, Any] = {"choices": [{"index": 0, "delta": delta, "finish_reason": first.get("finish_reason")}]}
     if isinstance(completion.get("usage"), dict):
         chunk["usage"] = completion["usage"]
+    if isinstance(completion.get("timings"), dict):
+        chunk["timings"] = completion["timings"]
     translator = StreamTranslator(
         tool_names, model=model, input_tokens=input_tokens, message_id=message_id or new_message_id()
     )

@@ -122,7 +122,8 @@ def local_misfit(facts: RequestFacts, caps: LocalCapabilities | None, cfg: Confi
     if facts.has_images and caps.vision is False:
         return "local-no-images", f"the request carries images; {kind}'s model takes none"
     if facts.tool_count and caps.tools is False:
-        return "local-no-tools", f"{facts.tool_count} tools; {kind}'s chat template takes none (they would be dropped)"
+        tools = f"{facts.tool_count} tool{'s' if facts.tool_count != 1 else ''}"
+        return "local-no-tools", f"{tools}; {kind}'s chat template takes none (they would be dropped)"
     return None
 
 

@@ -290,6 +290,20 @@ def _is_lmstudio_v0(models_json: Any) -> bool:
     )
 
 
+def _lmstudio_not_loaded(label: str) -> str:
+    return (
+        f"{label} is not loaded: LM Studio loads it on the first request with its saved load"
+        " settings, so its context is known only once it is loaded"
+    )
+
+
+def _lmstudio_trained(entry: dict[str, Any], notes: list[str]) -> int | None:
+    trained = _context(entry.get("max_context_length"))
+    if trained is not None:
+        notes.append(f"max_context_length {trained:,} (the model's maximum, not what it is loaded with)")
+    return trained
+
+
 def _lmstudio_v1(models_json: Any, model: str) -> LocalCapabilities:
     src = "GET /api/v1/models"
     notes = [
@@ -327,13 +341,8 @@ def _lmstudio_v1(models_json: Any, model: str) -> LocalCapabilities:
     elif instances:
         notes.append(f"{label} is loaded, but {src} reports no context_length for it")
     else:
-        notes.append(
-            f"{label} is not loaded: LM Studio loads it on the first request with its saved load"
-            " settings, so its context is known only once it is loaded"
-        )
-    trained = _context(entry.get("max_context_length"))
-    if trained is not None:
-        notes.append(f"max_context_length {trained:,} (the model's maximum, not what it is loaded with)")
+        notes.append(_lmstudio_not_loaded(label))
+    trained = _lmstudio_trained(entry, notes)
     tools: bool | None = None
     vision: bool | None = None
     caps = entry.get("capabilities")
@@ -371,13 +380,8 @@ def _lmstudio_v0(models_json: Any, model: str) -> LocalCapabilities:
         else:
             notes.append(f"{label} is loaded, but this LM Studio reports no loaded_context_length")
     elif state == "not-loaded":
-        notes.append(
-            f"{label} is not loaded: LM Studio loads it on the first request with its saved load"
-            " settings, so its context is known only once it is loaded"
-        )
-    trained = _context(entry.get("max_context_length"))
-    if trained is not None:
-        notes.append(f"max_context_length {trained:,} (the model's maximum, not what it is loaded with)")
+        notes.append(_lmstudio_not_loaded(label))
+    trained = _lmstudio_trained(entry, notes)
     kind = entry.get("type")
     vision = {"vlm": True, "llm": False, "embeddings": False}.get(kind) if isinstance(kind, str) else None
     if kind == "embeddings":

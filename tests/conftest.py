@@ -158,6 +158,14 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaPool]:
         pool.close()
 
 
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty working directory for a Claude Code run."""
+    p = tmp_path / "project"
+    p.mkdir()
+    return p
+
+
 # ----- stand-ins ----------------------------------------------------------------------------------
 @pytest.fixture
 def anthropic_upstream() -> Iterator[AnthropicUpstream]:

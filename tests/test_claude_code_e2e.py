@@ -32,13 +32,6 @@ def has_tool_result(rec: RecordedRequest) -> bool:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    p = tmp_path / "project"
-    p.mkdir()
-    return p
-
-
-@pytest.fixture
 def local() -> Iterator[OpenAILocal]:
     with OpenAILocal(models=("local-model",)) as srv:
         yield srv

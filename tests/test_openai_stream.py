@@ -552,3 +552,24 @@ async def test_fault_stream_through_local_client_fails_typed(case: Case, openai_
     with pytest.raises((TranslationError, LocalFailure)) as info:
         await _translate_via_local(case, openai_local)
     assert getattr(info.value, "cause", None) == case.error
+
+
+def test_prefix_cache_figures_come_from_the_usage_chunk_or_llamacpp_timings() -> None:
+    """Recorded from the real llama-server (.ci/llama.sh): its usage chunk carries both spellings."""
+    usage_chunk = {
+        "choices": [],
+        "object": "chat.completion.chunk",
+        "usage": {"completion_tokens": 3, "prompt_tokens": 33, "total_tokens": 36,
+                  "prompt_tokens_details": {"cached_tokens": 0}},
+        "timings": {"cache_n": 30, "prompt_n": 3, "prompt_ms": 145.468, "predicted_n": 3},
+    }
+    t = StreamTranslator(TOOLS, model="m", input_tokens=10)
+    t.feed({"choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]})
+    assert (t.cached_tokens, t.prefill_ms) == (None, None)
+    t.feed(usage_chunk)
+    assert (t.cached_tokens, t.prefill_ms, t.upstream_input_tokens) == (30, 145.468, 33)
+    # OpenAI-style servers (vLLM) report only prompt_tokens_details; garbage is ignored.
+    t2 = StreamTranslator(TOOLS, model="m")
+    t2.feed({"choices": [], "usage": {"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": 4}}})
+    t2.feed({"choices": [], "timings": {"cache_n": "lots", "prompt_ms": -1}})
+    assert (t2.cached_tokens, t2.prefill_ms) == (4, None)

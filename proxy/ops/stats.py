@@ -3,8 +3,8 @@
 Speed: a million lines is ~340 MB of JSON and ``json.loads`` on every line costs seconds.  The proxy
 writes each record as a flat object in one fixed key order with ``,`` and ``:`` separators, and in
 JSON text the two bytes ``,"`` can only start a key (a quote inside a string is always escaped).  So
-one ``bytes.split(b',"')`` over a chunk of lines (in C) lays the chunk out as 16 segments per line,
-and every field becomes a column by slicing (``segs[3::16]`` is every line's ``route":...``), with
+one ``bytes.split(b',"')`` over a chunk of lines (in C) lays the chunk out as one segment per field of each line,
+and every field becomes a column by slicing (``segs[3::N]`` is every line's ``route":...``), with
 Python work only for the number conversions.  Correctness does not depend on that layout: each
 column's key is verified, and a chunk that does not fit is re-read line by line (a regular
 expression, then ``json.loads`` for lines in another spelling); lines that are not JSON records are
@@ -41,19 +41,21 @@ _S = rb'("[^"\\\n]*(?:\\.[^"\\\n]*)*"|null)'
 _SX = rb'(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|null)'
 _N = rb"(-?[0-9][0-9.eE+-]*|null)"
 _B = rb"(?:true|false|null)"
+_NX = rb"(?:-?[0-9][0-9.eE+-]*|null)"
 # One line as DecisionRecord.to_json writes it.  Captures the aggregated fields, in _FIELDS order.
 _LINE_RE = re.compile(
     rb'^\{"ts":' + _S + rb',"id":' + _SX + rb',"session":' + _SX + rb',"route":' + _S
     + rb',"model":' + _SX + rb',"reason":' + _S + rb',"verdict":' + _SX + rb',"local_up":' + _B
     + rb',"classify_ms":' + _N + rb',"status":' + _N + rb',"ttft_ms":' + _N + rb',"total_ms":' + _N
     + rb',"fallback":' + _S + rb',"input_tokens":' + _N + rb',"output_tokens":' + _N
-    + rb',"detail":' + _SX + rb',"stream":' + _B + rb"\}\r?$"
+    + rb',"detail":' + _SX + rb',"stream":' + _B + rb',"cached_tokens":' + _NX + rb',"prefill_ms":' + _NX
+    + rb"\}\r?$"
 )  # fmt: skip
 _FIELDS = (
     "ts", "route", "reason", "classify_ms", "status", "ttft_ms", "total_ms", "fallback",
     "input_tokens", "output_tokens",
 )  # fmt: skip
-# Position of each aggregated field among the 16 ``,"``-separated segments of a line (ts is the 0th).
+# Position of each aggregated field among the ``,"``-separated segments of a line (ts is the 0th).
 _LAYOUT = {name: i for i, name in enumerate(FIELDS)}
 _PER_LINE = len(FIELDS) - 1
 _TS_RE = re.compile(rb'\{"ts":("[^"\\\n]*")')
