@@ -48,7 +48,11 @@ from installer.litellm_yaml import (
 from installer.paths import UNIT_NAME, Paths, PathsError
 from installer.plan import FileChange, colour_diff
 from installer.rollback import rollback
-from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_ROUTER_KEY_ENV
+from proxy import local_advice
+from proxy.capabilities import UNKNOWN as UNKNOWN_CAPS
+from proxy.capabilities import LocalCapabilities, probe_url
+from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_ROUTER_KEY_ENV, LocalConfig
+from proxy.local_advice import Finding
 
 STEPS = ("litellm_yaml", "litellm_restart", "secrets", "render", "deploy", "service", "classifier", "answers")
 EXIT_USAGE = 2
@@ -57,6 +61,10 @@ EXIT_CANCELLED = 130
 
 class StepFailed(Exception):
     pass
+
+
+class Declined(Exception):
+    """The user chose to stop before anything was written (exits like any other decline)."""
 
 
 class Terminated(BaseException):
@@ -131,6 +139,12 @@ class Resolved:
     cloud_models: list[str]
     litellm_cfg: LiteLLMConfig
     entries: list[Entry]
+    # What the local server can take, probed once the URL and model are known.
+    local_caps: LocalCapabilities = UNKNOWN_CAPS
+
+    @property
+    def local_findings(self) -> list[Finding]:
+        return local_findings(self.local_caps)
 
 
 @dataclass
@@ -161,6 +175,22 @@ class Plan:
             and not self.deploy.needed
             and self.service_action == "none"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# what the local server can take (proxy/local_advice.py: the same words as status and doctor)
+
+TAKES_NOTHING = "Every Claude Code main request will go to the cloud until you fix the local server"
+
+
+def probe_local(url: str, model: str) -> LocalCapabilities:
+    """The local server's capabilities for ``model`` (bounded; never raises: unknown when it finds nothing)."""
+    return asyncio.run(probe_url(probes.v1_base(url), model))
+
+
+def local_findings(caps: LocalCapabilities) -> list[Finding]:
+    """The findings for the config the installer writes (no local.context_tokens, the default reserve)."""
+    return local_advice.findings(caps, local_advice.reserve_for(LocalConfig()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,10 +308,13 @@ class Installer:
                 local_models = probes.local_models(ans.local_url)
             except probes.ProbeError as exc:
                 problems.append(f"local_url: {exc}")
+        local_caps = UNKNOWN_CAPS
         if ans.local_model and local_models and ans.local_model not in local_models:
             problems.append(
                 f"local_model: {ans.local_model!r} is not loaded on {ans.local_url} (loaded: {', '.join(local_models)})"
             )
+        elif ans.local_url and ans.local_model and local_models:
+            local_caps = probe_local(ans.local_url, ans.local_model)
         if ans.litellm_url and not any(p.startswith("litellm_url") for p in problems):
             try:
                 probes.litellm_live(ans.litellm_url)
@@ -314,7 +347,7 @@ class Installer:
         if problems:
             raise AnswersError(problems)
         assert cfg is not None
-        return Resolved(ans, key, local_models, cloud_models, cfg, entries)
+        return Resolved(ans, key, local_models, cloud_models, cfg, entries, local_caps)
 
     # ---- plan ---------------------------------------------------------------------------------
     def make_plan(self, r: Resolved) -> Plan:
@@ -388,9 +421,40 @@ class Installer:
 
         return live_pid(self.paths.pidfile) is not None and probes.router_health(port, key)[0] == 200
 
+    def show_local(self, caps: LocalCapabilities, notes: bool = True) -> None:
+        """What the local server can take, and each finding that is not OK with its fix."""
+        o = self.out
+        o.say(f"  Local server: {caps.describe()}")
+        if notes:
+            for note in caps.notes:
+                o.say(f"      {note}", dim=True)
+        fixes: set[str] = set()
+        for f in local_findings(caps):
+            if f.state == local_advice.PROBLEM:
+                o.warn(f"{f.title}: {f.detail}")
+            elif f.state == local_advice.UNKNOWN:
+                o.say(f"  ? {f.title}: {f.detail}")
+            else:
+                continue
+            if f.fix and f.fix not in fixes:  # one fix often answers two findings (Ollama's context)
+                o.say(f"      fix: {f.fix}")
+                fixes.add(f.fix)
+
+    def accept_local(self, caps: LocalCapabilities) -> None:
+        """Ask before going on when Claude Code's main requests would all go to the cloud (Declined on no)."""
+        if not local_advice.takes_nothing(local_findings(caps)) or self.yes:
+            return
+        from installer.prompts import confirm
+
+        if not confirm(f"Continue anyway? {TAKES_NOTHING}", default=False):
+            raise Declined("stopped: fix the local server as shown above, then run the installer again")
+
     def show_plan(self, r: Resolved, plan: Plan) -> None:
         o = self.out
         o.head("Plan")
+        self.show_local(r.local_caps)
+        if local_advice.takes_nothing(r.local_findings):
+            o.warn(TAKES_NOTHING + ("; continuing as --yes asks" if self.yes and not self.dry_run else ""))
         o.say(f"  LiteLLM config: {r.litellm_cfg.main.path}")
         o.say(f"  entries that get the drop list ({', '.join(DROP_FIELDS)}):")
         for e in r.entries:
@@ -705,6 +769,9 @@ def main(answers_file: str | None, yes: bool, dry_run: bool, venv_mode: str, whe
     except deploy_mod.DeployError as exc:
         out.err(f"{exc}; nothing was changed")
         raise SystemExit(EXIT_USAGE) from None
+    except Declined as exc:
+        out.err(f"{exc}; nothing was changed")
+        raise SystemExit(EXIT_CANCELLED) from None
     except KeyboardInterrupt:
         out.err("cancelled; nothing was changed")
         raise SystemExit(EXIT_CANCELLED) from None
@@ -741,6 +808,9 @@ def summary(inst: Installer, r: Resolved, plan: Plan) -> None:
     o.say(f"  watch routing decisions: tail -f {p.decisions_log}")
     o.say(f"  service log: {p.proxy_log}")
     o.say(f"  undo everything: python3 {p.uninstall_script}   (journal: {p.journal_file})")
+    if local_advice.takes_nothing(r.local_findings):
+        o.warn(f"{TAKES_NOTHING} (the fixes are in the plan above; check again with: "
+               f"{p.venv_python} -m proxy doctor)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,7 +45,7 @@ def _say_problem(text: str) -> None:
 
 
 def ask_all(inst: Installer, ans: Answers) -> Resolved:
-    from installer.cli import Resolved, check_port, chosen_entries, default_cloud_entries, existing_env
+    from installer.cli import Resolved, check_port, chosen_entries, default_cloud_entries, existing_env, probe_local
 
     # Local model server.
     while True:
@@ -57,7 +57,13 @@ def ask_all(inst: Installer, ans: Answers) -> Resolved:
             _say_problem(str(exc))
             ans.local_url = url
     ans.set("local_url", url, "prompt")
-    ans.set("local_model", _select("Local model (as the server reports it)", local_models, ans.local_model), "prompt")
+    model = _select("Local model (as the server reports it)", local_models, ans.local_model)
+    ans.set("local_model", model, "prompt")
+    # What the server can take: said now, so a server that would take none of Claude Code's requests
+    # is fixed before the other questions (a "no" stops here, with nothing written).
+    local_caps = probe_local(url, model)
+    inst.show_local(local_caps, notes=False)
+    inst.accept_local(local_caps)
 
     # LiteLLM.
     while True:
@@ -186,4 +192,4 @@ def ask_all(inst: Installer, ans: Answers) -> Resolved:
                     break
                 _say_problem("must be greater than 0")
             ans.set(key_name, value, "prompt")
-    return Resolved(ans, key, local_models, cloud_models, cfg, chosen_entries(cfg, ans)[0])
+    return Resolved(ans, key, local_models, cloud_models, cfg, chosen_entries(cfg, ans)[0], local_caps)

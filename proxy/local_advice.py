@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proxy.capabilities import KIND_NAMES, LocalCapabilities
+from proxy.config import LocalConfig
 
 # Claude Code's first main-model request (system prompt, 24 tool definitions, one user message),
 # estimated as the router estimates it: tests/data/claude_code_turn1.json (Claude Code 2.1.197)
@@ -33,6 +34,12 @@ class Finding:
     @property
     def ok(self) -> bool:
         return self.state != PROBLEM
+
+
+def reserve_for(local: LocalConfig) -> int:
+    """The tokens routing keeps free for the answer (proxy/routing.py output_reserve, before a request's
+    own max_tokens lowers it): what a Claude Code request needs on top of its prompt."""
+    return min(local.output_reserve_tokens, local.max_output_tokens)
 
 
 def _kind(caps: LocalCapabilities) -> str:
@@ -88,7 +95,16 @@ def context_finding(caps: LocalCapabilities, reserve: int, configured: int = 0) 
         f"{source}: {ctx:,} tokens per request{slots}; Claude Code's requests need about "
         f"{CLAUDE_CODE_MIN_TOKENS:,} plus {reserve:,} for the answer, so every one goes to the cloud"
     )
-    return Finding(PROBLEM, title, detail, context_fix(caps, need))
+    if not configured:
+        return Finding(PROBLEM, title, detail, context_fix(caps, need))
+    # The configured figure wins over the server's: it may be the only thing that is too small.
+    fix = (
+        f"set local.context_tokens to the server's real context (at least {need:,}), or to 0 to read it "
+        "from the server"
+    )
+    if caps.context_per_request is None or caps.context_per_request < need:
+        fix += "; and " + context_fix(caps, need)
+    return Finding(PROBLEM, title, detail, fix)
 
 
 def tools_finding(caps: LocalCapabilities) -> Finding:
@@ -129,13 +145,17 @@ def truncation_finding(caps: LocalCapabilities, reserve: int) -> Finding | None:
 
 
 def findings(caps: LocalCapabilities, reserve: int, configured: int = 0) -> list[Finding]:
+    """What the installer, ``switchyard status`` and ``switchyard doctor`` report, in this order.
+
+    ``reserve``: :func:`reserve_for` the local config; ``configured``: ``local.context_tokens`` (0: none).
+    """
     if not caps.known:
-        return [
-            Finding(
-                UNKNOWN, "local server capabilities", "the local server did not answer its discovery endpoints",
-                "check that it is running; Switchyard tries it and falls back to the cloud",
-            )
-        ]
+        unknown = Finding(
+            UNKNOWN, "local server capabilities", "the local server did not answer its discovery endpoints",
+            "check that it is running; Switchyard tries it and falls back to the cloud",
+        )
+        # A configured context is what routing goes by even when the server says nothing.
+        return [unknown, context_finding(caps, reserve, configured)] if configured else [unknown]
     out = [context_finding(caps, reserve, configured), tools_finding(caps)]
     trunc = truncation_finding(caps, reserve)
     if trunc is not None:

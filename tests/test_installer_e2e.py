@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from installer import probes
-from installer.cli import STEPS
+from installer.cli import STEPS, TAKES_NOTHING
 from installer.paths import Paths
 from proxy.config import load_config
+from tests.standins import OllamaLocal
 from tests.test_installer_support import (
     REPO,
     Lab,
@@ -230,3 +231,31 @@ def test_reconfigure_changes_only_what_differs(shared_lab: Lab, tmp_path: Path, 
 
     assert journal["files_created"][str(p.config_file)]["sha256"] == sha256_file(p.config_file)
     assert len(list(p.backups_dir.iterdir())) == 1
+
+
+def test_local_server_that_takes_nothing_is_shown_and_yes_goes_on(
+    shared_lab: Lab, tmp_path: Path, env_for: dict[str, str]
+) -> None:
+    cfg_copy = user_copy(shared_lab, tmp_path)
+    with OllamaLocal(models=("qwen3",)) as ollama:  # Ollama's default 4,096-token context
+        values = answers_for(shared_lab, litellm_config=str(cfg_copy), local_url=ollama.url, local_model="qwen3:latest")
+        answers = write_answers(tmp_path / "answers.yml", values)
+        r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
+                          env={"LITELLM_MASTER_KEY": shared_lab.key})
+        asked = [q.path for q in ollama.requests]
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    plan = r.stdout.split("\nPlan\n", 1)[1]
+    assert plan.startswith("  Local server: Ollama 0.14.2, 4,096 tokens per request, takes tools, no images")
+    assert ("  ! local context fits Claude Code: Ollama: 4,096 tokens per request; Claude Code's requests need about "
+            "19,000 plus 2,048 for the answer, so every one goes to the cloud\n"
+            "      fix: set OLLAMA_CONTEXT_LENGTH=65536 for the Ollama server (or `PARAMETER num_ctx 65536` in a "
+            "Modelfile) and restart it\n") in plan
+    assert "  ! local server does not cut prompts silently: Ollama truncates prompts" in plan
+    assert f"  ! {TAKES_NOTHING}; continuing as --yes asks\n" in plan
+    # It went on: everything is installed, and the summary says it again.
+    p = Paths.from_env()
+    assert load_config(p.config_file).local.model == "qwen3:latest"
+    done = r.stdout.split("\nDone.\n", 1)[1]
+    assert TAKES_NOTHING in done and "-m proxy doctor" in done
+    # The probe asked Ollama's own endpoints (and so did the proxy, once started).
+    assert {"/api/version", "/api/ps", "/api/show"} <= set(asked)

@@ -11,6 +11,7 @@ import pexpect
 from installer import probes
 from installer.paths import Paths
 from proxy.config import load_config
+from tests.standins import OllamaLocal
 from tests.standins.base import free_port
 from tests.test_installer_support import REPO, Lab, snapshot, stop_installed_proxy
 
@@ -120,3 +121,43 @@ def test_unreachable_local_server_is_asked_again(shared_lab: Lab, tmp_path: Path
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def test_local_server_that_takes_nothing_asks_and_no_stops(tmp_path: Path) -> None:
+    p = Paths.from_env()
+    before = snapshot(p.home)
+    with OllamaLocal(models=("qwen3",)) as ollama:  # Ollama's default 4,096-token context
+        child = spawn()
+        try:
+            answer_text(child, "Local model server URL", ollama.url)
+            child.expect_exact("Local model")
+            child.send("\r")  # its only model
+            child.expect_exact("Continue anyway?")
+            shown = child.before
+            child.send("n")
+            child.expect_exact("nothing was changed")
+            child.expect(pexpect.EOF)
+            child.close()
+            assert child.exitstatus == 130
+        finally:
+            child.close(force=True)
+    assert "Local server: Ollama 0.14.2, 4,096 tokens per request, takes tools" in shown
+    assert "! local context fits Claude Code: Ollama: 4,096 tokens per request;" in shown
+    assert "fix: set OLLAMA_CONTEXT_LENGTH=65536 for the Ollama server" in shown
+    assert snapshot(p.home) == before
+
+
+def test_local_server_that_takes_nothing_asks_and_yes_goes_on(tmp_path: Path) -> None:
+    with OllamaLocal(models=("qwen3",)) as ollama:
+        child = spawn()
+        try:
+            answer_text(child, "Local model server URL", ollama.url)
+            child.expect_exact("Local model")
+            child.send("\r")
+            child.expect_exact("Continue anyway?")
+            child.send("y")
+            child.expect_exact("LiteLLM URL")  # the next question
+            child.sendintr()
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)

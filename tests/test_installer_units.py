@@ -1,4 +1,4 @@
-"""Installer pieces that need no live service: journal, rollback, answers, rendering."""
+"""Installer pieces that need no live service: journal, rollback, answers, rendering, local advice."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 
 from installer import answers as answers_mod
 from installer import render
+from installer.cli import TAKES_NOTHING, Declined, Installer, Out, local_findings
 from installer.journal import Journal, load, sha256_bytes
 from installer.paths import Paths
 from installer.rollback import rollback
+from proxy.capabilities import UNKNOWN, LocalCapabilities
 from proxy.config import load_config
 from tests.test_installer_support import snapshot
 
@@ -268,3 +270,60 @@ def test_installer_outside_a_checkout_says_how_to_install_it(tmp_path: Path, mon
     monkeypatch.setattr(deploy, "__file__", str(fake))
     with pytest.raises(deploy.DeployError, match=r"pip install -e \."):
         deploy.checkout_root()
+
+
+# ---- what the local server can take --------------------------------------------------------------
+
+
+def installer(yes: bool) -> Installer:
+    return Installer(paths=paths(), flags={}, answers_file=None, yes=yes, dry_run=False, venv_mode="inherit",
+                     wheelhouse=None, classifier_check=None, out=Out(False), interactive=not yes)  # fmt: skip
+
+
+OLLAMA_4096 = LocalCapabilities(kind="ollama", version="0.14.2", context_per_request=4096, tools=True,
+                                truncates_silently=True, notes=("Ollama's default context of 4,096 tokens assumed",))
+
+
+def test_local_findings_are_shown_with_their_fixes(capsys: pytest.CaptureFixture[str]) -> None:
+    installer(yes=True).show_local(OLLAMA_4096)
+    out = capsys.readouterr().out
+    assert out.startswith("  Local server: Ollama 0.14.2, 4,096 tokens per request, takes tools\n")
+    assert "      Ollama's default context of 4,096 tokens assumed\n" in out  # how it was found
+    assert ("  ! local context fits Claude Code: Ollama: 4,096 tokens per request; Claude Code's requests need "
+            "about 19,000 plus 2,048 for the answer, so every one goes to the cloud\n") in out
+    # The context's fix answers the truncation too: said once.
+    assert out.count("      fix: set OLLAMA_CONTEXT_LENGTH=65536 for the Ollama server") == 1
+    assert "! local server does not cut prompts silently" in out
+    assert "local chat template takes tools" not in out  # OK findings are in the summary line only
+
+
+def test_a_server_that_says_nothing_is_an_unknown_line_not_a_crash(capsys: pytest.CaptureFixture[str]) -> None:
+    inst = installer(yes=False)
+    inst.show_local(UNKNOWN)
+    inst.accept_local(UNKNOWN)  # nothing to ask about
+    out = capsys.readouterr().out
+    assert "  Local server: an unknown server, context size unknown\n" in out
+    assert "  ? local server capabilities: the local server did not answer its discovery endpoints\n" in out
+    assert "      fix: check that it is running; Switchyard tries it and falls back to the cloud\n" in out
+    assert local_findings(LocalCapabilities(kind="openai"))[0].state == "unknown"
+
+
+def test_a_server_that_takes_nothing_is_asked_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, bool]] = []
+    answer = [False]
+
+    def confirm(question: str, default: bool = True) -> bool:
+        asked.append((question, default))
+        return answer[0]
+
+    monkeypatch.setattr("installer.prompts.confirm", confirm)
+    with pytest.raises(Declined, match="fix the local server"):
+        installer(yes=False).accept_local(OLLAMA_4096)
+    assert asked == [(f"Continue anyway? {TAKES_NOTHING}", False)]  # "no" is the default
+    answer[0] = True
+    installer(yes=False).accept_local(OLLAMA_4096)
+    installer(yes=True).accept_local(OLLAMA_4096)  # --yes never asks
+    fits = LocalCapabilities(kind="ollama", context_per_request=65536, tools=True, truncates_silently=True)
+    installer(yes=False).accept_local(fits)
+    assert len(asked) == 2
+    assert TAKES_NOTHING == "Every Claude Code main request will go to the cloud until you fix the local server"

@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 
 from proxy import pidfile
+from proxy.capabilities import UNKNOWN, LocalCapabilities
+from proxy.config import LocalConfig
 from proxy.ops import doctor as d
+from proxy.ops.checks import Check, from_finding, render
 from proxy.ops.probes import HttpResult, listeners
 from proxy.ops.status import Listener
 from tests.conftest import LiteLLMCloud, UserPaths
 from tests.litellm_proc import LiteLLMProcess, openai_model, write_config
-from tests.standins import OpenAILocal, StrictOpenAIUpstream
+from tests.llama_server import LlamaOptions, LlamaPool
+from tests.standins import OllamaLocal, OpenAILocal, StrictOpenAIUpstream
 from tests.test_ops_support import CLOUD_KEY, REPO, ROUTER_KEY, run_cli, write_setup
 
 
@@ -297,3 +301,78 @@ def test_litellm_that_accepts_the_thinking_fields(user_paths: UserPaths, cloud: 
     assert line.startswith("✓"), line
     sent = [r for r in cloud.upstream.requests if r.path == "/v1/messages"]
     assert len(sent) == 2 and all(r.json["max_tokens"] == 1 for r in sent)
+
+
+# ---------------------------------------------------------------- what the local server can take
+
+
+def test_findings_become_checks_in_their_own_words() -> None:
+    from proxy.local_advice import OK, PROBLEM, UNKNOWN, Finding
+
+    assert from_finding(Finding(PROBLEM, "t", "d", "f")) == Check("t", False, "d", "f")
+    assert from_finding(Finding(UNKNOWN, "t", "d", "f")) == Check("t", False, "d; f", skipped=True)
+    assert from_finding(Finding(UNKNOWN, "t", "d")).detail == "d"
+    assert from_finding(Finding(OK, "t", "d")) == Check("t", True, "d")
+
+
+def test_local_capability_checks() -> None:
+    llama = LocalCapabilities(kind="llama.cpp", version="b1-x", context_per_request=8192, slots=4, tools=False,
+                              notes=("per-slot context 8,192 from /slots",))  # fmt: skip
+    checks = d.check_local_capabilities(llama, LocalConfig())
+    assert [(c.name, c.failed) for c in checks] == [
+        ("local context fits Claude Code", True), ("local chat template takes tools", True)
+    ]
+    assert checks[0].fix == "restart llama-server with `-np 1` or a larger `-c` (e.g. `-c 65536 -np 1`)"
+    # The config's reserve and context are the ones judged.
+    small_reserve = d.check_local_capabilities(llama, LocalConfig(output_reserve_tokens=512))
+    assert "plus 512 for the answer" in small_reserve[0].detail
+    assert d.check_local_capabilities(llama, LocalConfig(context_tokens=32768))[0].ok
+    server = d.check_local_server(llama, "probed directly")
+    assert server is not None and server.ok
+    assert render(server) == (
+        "✓ local server: llama.cpp b1-x, 8,192 tokens per request (4 slots), its chat template takes no tools "
+        "(probed directly)\n    - per-slot context 8,192 from /slots"
+    )
+
+    ollama = LocalCapabilities(kind="ollama", context_per_request=65536, tools=True, truncates_silently=True)
+    assert [(c.name, c.ok) for c in d.check_local_capabilities(ollama, LocalConfig())] == [
+        ("local context fits Claude Code", True), ("local chat template takes tools", True),
+        ("local server does not cut prompts silently", True),
+    ]
+    (unknown,) = d.check_local_capabilities(UNKNOWN, LocalConfig())
+    assert unknown.skipped and unknown.name == "local server capabilities"
+    assert d.check_local_server(UNKNOWN) is None
+
+
+def test_doctor_says_what_ollama_takes(user_paths: UserPaths) -> None:
+    with OllamaLocal(models=("qwen3",)) as ollama:
+        write_setup(user_paths, port=1, local_url=ollama.v1_url, model="qwen3:latest")
+        res = run_cli("doctor", "--no-cloud")
+    assert res.returncode == 1
+    server = lines_for(res.stdout, "local server:")
+    assert server.startswith("✓ local server: Ollama 0.14.2, 4,096 tokens per request, takes tools")
+    assert "(probed directly)" in server  # no proxy runs
+    assert "    - Ollama's default context of 4,096 tokens assumed" in res.stdout
+    fits = lines_for(res.stdout, "local context fits Claude Code")
+    assert fits.startswith("✗") and "Ollama: 4,096 tokens per request" in fits
+    assert "fix: set OLLAMA_CONTEXT_LENGTH=65536 for the Ollama server" in fits
+    assert lines_for(res.stdout, "local chat template takes tools").startswith("✓")
+    cut = lines_for(res.stdout, "local server does not cut prompts silently")
+    assert cut.startswith("✗") and "without an error" in cut
+
+
+def test_doctor_against_a_real_llama_server(user_paths: UserPaths, llama: LlamaPool) -> None:
+    server = llama.get(LlamaOptions(ctx=8192, parallel=-1))
+    write_setup(user_paths, port=1, local_url=server.v1_url, model=server.model)
+    res = run_cli("doctor", "--no-cloud")
+    assert res.returncode == 1
+    line = lines_for(res.stdout, "local server:")
+    assert line.startswith("✓ local server: llama.cpp b1-"), res.stdout
+    assert "8,192 tokens per request (4 slots), its chat template takes no tools" in line
+    fits = lines_for(res.stdout, "local context fits Claude Code")
+    assert fits.startswith("✗ local context fits Claude Code: llama.cpp: 8,192 tokens per request (4 slots)")
+    # SmolLM2 was trained for 8,192 tokens: a larger -c would not help.
+    assert "fix: the model itself was trained for 8,192 tokens" in fits
+    tools = lines_for(res.stdout, "local chat template takes tools")
+    assert tools.startswith("✗ local chat template takes tools: llama.cpp would drop every tool definition")
+    assert "fix: use a model whose chat template supports tools (llama.cpp: `--jinja`" in tools

@@ -12,20 +12,28 @@ from typing import Any
 import pytest
 
 from proxy import pidfile
+from proxy.capabilities import UNKNOWN, LocalCapabilities, capabilities_json
+from proxy.config import LocalConfig
+from proxy.ops.checks import render
 from proxy.ops.probes import HttpResult, UnitState, listeners
 from proxy.ops.status import (
+    FROM_PROXY,
+    PROBED,
     Facts,
     Listener,
     check_health,
     check_linger,
     check_litellm,
     check_local_model,
+    check_local_server,
     check_pid_stable,
     check_port,
     check_service,
+    local_capabilities,
 )
 from tests.conftest import LiteLLMCloud, UserPaths
-from tests.standins import OpenAILocal
+from tests.standins import OllamaLocal, OpenAILocal
+from tests.test_ops_doctor import lines_for
 from tests.test_ops_support import ROUTER_KEY, run_cli, write_setup
 
 SY = Listener(100, True, "python -m proxy serve")
@@ -171,3 +179,68 @@ def test_systemctl_show_output_is_parsed() -> None:
     # An unknown unit: systemd answers with defaults, and [not set] for counters.
     empty = parse_unit_show("ActiveState=inactive\nSubState=dead\nMainPID=0\nNRestarts=[not set]\n")
     assert (empty.active, empty.main_pid, empty.restarts) == ("inactive", 0, 0)
+
+
+# ---------------------------------------------------------------- what the local server can take
+
+
+def test_local_server_check_says_what_the_server_takes() -> None:
+    ollama = LocalCapabilities(kind="ollama", version="0.14.2", context_per_request=4096, tools=True,
+                               truncates_silently=True)  # fmt: skip
+    bad = check_local_server(Facts(local_caps=ollama, local_caps_source=FROM_PROXY))
+    assert bad.failed
+    assert bad.detail.startswith("Ollama 0.14.2, 4,096 tokens per request, takes tools (as the running proxy sees it);")
+    assert "Ollama: 4,096 tokens per request; Claude Code's requests need about 19,000 plus 2,048" in bad.detail
+    assert "without an error" in bad.detail  # the silent truncation, too
+    fix = "set OLLAMA_CONTEXT_LENGTH=65536 for the Ollama server"
+    assert bad.fix.startswith(fix) and bad.fix.count(fix) == 1  # the same fix for both problems, said once
+    llama = LocalCapabilities(kind="llama.cpp", context_per_request=8192, slots=4, tools=False)
+    both = check_local_server(Facts(local_caps=llama))
+    assert render(both).count("\n    fix: ") == 2  # one line per distinct fix
+    assert "\n    fix: restart llama-server with `-np 1`" in render(both) and "`--jinja`" in both.fix
+
+    big = LocalCapabilities(kind="llama.cpp", version="b1-x", context_per_request=65536, slots=1, tools=True)
+    good = check_local_server(Facts(local_caps=big, local_caps_source=PROBED))
+    assert good.ok and good.detail == "llama.cpp b1-x, 65,536 tokens per request, takes tools (probed directly)"
+    # A configured local.context_tokens is what routing goes by.
+    capped = check_local_server(Facts(local_caps=big, local=LocalConfig(context_tokens=8192)))
+    assert capped.failed and "local.context_tokens: 8,192 tokens per request" in capped.detail
+
+    vllm = LocalCapabilities(kind="vllm", context_per_request=32768)
+    unsure = check_local_server(Facts(local_caps=vllm))
+    assert unsure.ok and unsure.detail.endswith("; vLLM does not say; tool requests are tried locally")
+
+    down = check_local_server(Facts(local_caps=UNKNOWN))
+    assert down.skipped and down.detail == (
+        "the local server did not answer its discovery endpoints; check that it is running; "
+        "Switchyard tries it and falls back to the cloud"
+    )
+    assert check_local_server(Facts()).skipped
+
+
+def test_local_capabilities_prefer_the_proxys_report() -> None:
+    from proxy.config import Config
+
+    with OllamaLocal(models=("qwen3",)) as ollama:
+        cfg = Config(local=LocalConfig(base_url=ollama.v1_url, model="qwen3:latest"))
+        reported = {"status": "ok", "local": capabilities_json(LocalCapabilities(kind="vllm", context_per_request=9))}
+        caps, source = local_capabilities(cfg, HttpResult(200, json.dumps(reported).encode()))
+        assert (caps.kind, caps.context_per_request, source) == ("vllm", 9, FROM_PROXY)
+        assert ollama.requests == []
+        # An older proxy (no "local"), one that found nothing, or none at all: the server is asked.
+        for answer in (health(), HttpResult(200, b'{"local": {"kind": "unknown"}}'), None):
+            caps, source = local_capabilities(cfg, answer)
+            assert (caps.kind, caps.context_per_request, source) == ("ollama", 4096, PROBED)
+
+
+def test_status_shows_what_the_local_server_takes(running: Callable[..., int]) -> None:
+    with OllamaLocal(models=("qwen3",)) as ollama:
+        running(local_url=ollama.v1_url, model="qwen3:latest")
+        res = run_cli("status")
+    assert res.returncode == 1
+    line = lines_for(res.stdout, "local server")
+    assert line.startswith("✗ local server: Ollama 0.14.2, 4,096 tokens per request, takes tools")
+    assert "(as the running proxy sees it)" in line
+    assert "Claude Code's requests need about 19,000 plus 2,048 for the answer" in line
+    assert "fix: set OLLAMA_CONTEXT_LENGTH=65536 for the Ollama server" in line
+    assert "✓ local model: qwen3:latest available" in res.stdout

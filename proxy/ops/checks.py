@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proxy.local_advice import Finding
 
 OK_MARK = "✓"
 FAIL_MARK = "✗"
@@ -34,6 +38,18 @@ def failed(name: str, detail: str, fix: str) -> Check:
 
 def skipped(name: str, detail: str) -> Check:
     return Check(name, False, detail, skipped=True)
+
+
+def from_finding(finding: Finding) -> Check:
+    """A finding of :mod:`proxy.local_advice` as a check, in its own words: a PROBLEM fails with its fix, an
+    UNKNOWN (nothing to check against) is skipped with what to do about it, anything else passes."""
+    from proxy.local_advice import PROBLEM, UNKNOWN
+
+    if finding.state == PROBLEM:
+        return failed(finding.title, finding.detail, finding.fix)
+    if finding.state == UNKNOWN:
+        return skipped(finding.title, f"{finding.detail}; {finding.fix}" if finding.fix else finding.detail)
+    return passed(finding.title, finding.detail)
 
 
 def render(check: Check, ascii_only: bool = False) -> str:

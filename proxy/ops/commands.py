@@ -56,8 +56,9 @@ def status(config_path: str | None) -> None:
 
     Checks the service state (systemd, or the pidfile where there is no user manager), that
     its main PID is stable, that it holds its port, /health with the router key, the local
-    model server with the configured model, LiteLLM, and lingering.  Exits 1 when any check
-    fails.
+    model server with the configured model, what the local server can take (as the proxy
+    reports it, else probed: context per request, tools, whether Claude Code's requests fit),
+    LiteLLM, and lingering.  Exits 1 when any check fails.
     """
     from proxy.ops.status import run_status
 
@@ -231,7 +232,9 @@ def doctor(config_path: str | None, yes: bool, no_cloud: bool) -> None:
     keys; no stale pidfile; the unit removes a leftover pidfile; nobody else holds the port;
     the launcher's key matches the service's; LiteLLM accepts the thinking fields (reasoning,
     thinking, enable_thinking; one tiny cloud request per cloud model, so it asks first); the local model is loaded;
-    lingering is on; the decision log grows.  Exits 1 when any check fails.
+    what the local server can take: Claude Code's requests fit one request's context, its chat
+    template takes tools, it does not cut long prompts silently (Ollama); lingering is on; the
+    decision log grows.  Exits 1 when any check fails.
     """
     from proxy.ops import doctor as d
     from proxy.ops.envfile import apply_env_file

@@ -2,7 +2,8 @@
 
 Every check is a pure function of what was read (file text, a mode, probe results) returning a
 ``Check``; ``run_doctor`` does the reading.  Only the LiteLLM check costs anything (one tiny cloud
-request per cloud model), so the command asks before running it.
+request per cloud model), so the command asks before running it.  What the local server can take is
+judged by :mod:`proxy.local_advice`, in the same words as the installer and ``switchyard status``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy import pidfile
-from proxy.config import Config, ConfigError, load_config
+from proxy import local_advice, pidfile
+from proxy.capabilities import LocalCapabilities
+from proxy.config import Config, ConfigError, LocalConfig, load_config
 from proxy.ops import paths, probes
-from proxy.ops.checks import Check, failed, passed, skipped
+from proxy.ops.checks import Check, failed, from_finding, passed, skipped
 from proxy.ops.context import base_url, env_file_for
 from proxy.ops.envfile import parse_env_text, read_env_file
 from proxy.ops.probes import HttpResult
-from proxy.ops.status import Facts, Listener, check_linger, check_local_model, listener_facts
+from proxy.ops.status import (
+    Facts,
+    Listener,
+    check_linger,
+    check_local_model,
+    listener_facts,
+    local_capabilities,
+)
 
 REQUIRED_ENV = ("SWITCHYARD_ROUTER_KEY", "SWITCHYARD_LITELLM_KEY")
 THINKING_FIELDS = ("reasoning", "enable_thinking", "thinking", "extra inputs", "extra_forbidden")
@@ -166,6 +175,25 @@ def check_launcher_key(launcher: Path, found: LauncherKey | None, service_key: s
         "every request is refused with 401",
         "switchyard restart (the service re-reads the env file); if that is not enough, re-run the installer",
     )
+
+
+# ---------------------------------------------------------------- the local server
+
+
+def check_local_server(caps: LocalCapabilities, source: str = "") -> Check | None:
+    """What the probe found and how (its notes), or None when it found nothing (a finding says so)."""
+    if not caps.known:
+        return None
+    detail = caps.describe() + (f" ({source})" if source else "")
+    return passed("local server", "".join([detail, *(f"\n    - {note}" for note in caps.notes)]))
+
+
+def check_local_capabilities(caps: LocalCapabilities, local: LocalConfig) -> list[Check]:
+    """One check per finding of :func:`proxy.local_advice.findings`: does a Claude Code request fit one
+    local request's context (``local.context_tokens`` over the server's figure, ``local.output_reserve_tokens``
+    kept for the answer), does the chat template take tools, and (Ollama) are long prompts cut silently."""
+    found = local_advice.findings(caps, local_advice.reserve_for(local), local.context_tokens)
+    return [from_finding(f) for f in found]
 
 
 # ---------------------------------------------------------------- cloud and log
@@ -379,6 +407,16 @@ def run_doctor(config_path: Path, allow_cloud: bool) -> list[Check]:
         ),
     )
     checks.append(check_local_model(facts))
+    health = (
+        probes.http_request(f"{base_url(cfg)}/health", probes.auth_headers(cfg.router_key()), timeout=3.0)
+        if live is not None
+        else None
+    )
+    caps, source = local_capabilities(cfg, health)
+    server = check_local_server(caps, source)
+    if server is not None:
+        checks.append(server)
+    checks.extend(check_local_capabilities(caps, cfg.local))
     thinking: dict[str, HttpResult] | None = None
     if allow_cloud:
         thinking = {}

@@ -2,18 +2,21 @@
 
 Facts are gathered at the edge (``gather``); each check is a pure function of them.  The port is
 trusted over any banner: a healthy ``/health`` answer counts only when the process holding the
-port is the Switchyard we expect.
+port is the Switchyard we expect.  What the local server can take is judged by
+:mod:`proxy.local_advice`, in the same words as the installer and ``switchyard doctor``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy import pidfile
-from proxy.config import Config
+from proxy import local_advice, pidfile
+from proxy.capabilities import LocalCapabilities, capabilities_from_json, probe_url
+from proxy.config import Config, LocalConfig
 from proxy.ops import paths, probes
 from proxy.ops.checks import Check, failed, passed, skipped
 from proxy.ops.context import base_url
@@ -47,6 +50,10 @@ class Facts:
     litellm_url: str = ""
     litellm: HttpResult | None = None
     linger: bool | None = None
+    # What the local server can take, and where that came from (the proxy's /health, or a probe).
+    local_caps: LocalCapabilities | None = None
+    local_caps_source: str = ""
+    local: LocalConfig = field(default_factory=LocalConfig)
 
     @property
     def systemd(self) -> bool:
@@ -200,6 +207,28 @@ def check_local_model(f: Facts) -> Check:
     )
 
 
+def check_local_server(f: Facts) -> Check:
+    """What the local server can take: one line, failed with the fixes when Claude Code's requests cannot
+    be answered locally (every finding of :func:`proxy.local_advice.findings`, in its own words)."""
+    name = "local server"
+    caps = f.local_caps
+    if caps is None:
+        return skipped(name, "not probed")
+    found = local_advice.findings(caps, local_advice.reserve_for(f.local), f.local.context_tokens)
+    problems = [x for x in found if x.state == local_advice.PROBLEM]
+    unknown = [x for x in found if x.state == local_advice.UNKNOWN]
+    summary = caps.describe() + (f" ({f.local_caps_source})" if f.local_caps_source else "")
+    if problems:
+        return failed(
+            name,
+            "; ".join([summary, *(x.detail for x in problems)]),
+            "\n    fix: ".join(dict.fromkeys(x.fix for x in problems)),  # one line per distinct fix
+        )
+    if not caps.known:
+        return skipped(name, "; ".join(x.detail + (f"; {x.fix}" if x.fix else "") for x in unknown))
+    return passed(name, "; ".join([summary, *(x.detail for x in unknown)]))
+
+
 def check_litellm(f: Facts) -> Check:
     name = "LiteLLM"
     r = f.litellm
@@ -228,6 +257,7 @@ STATUS_CHECKS: tuple[Callable[[Facts], Check], ...] = (
     check_port,
     check_health,
     check_local_model,
+    check_local_server,
     check_litellm,
     lambda f: check_linger(f.linger),
 )
@@ -245,6 +275,23 @@ def _command(pid: int) -> str:
 def listener_facts(port: int) -> tuple[bool, list[Listener]]:
     listening, pids = probes.listeners(port)
     return listening, [Listener(p, pidfile.is_switchyard(p), _command(p)) for p in pids]
+
+
+FROM_PROXY = "as the running proxy sees it"
+PROBED = "probed directly"
+
+
+def local_capabilities(cfg: Config, health: HttpResult | None, timeout: float = 3.0) -> tuple[LocalCapabilities, str]:
+    """What the local server can take, and from where: the running proxy's ``/health`` ``"local"`` (what its
+    routing goes by), else a probe of the server itself (no proxy running, one that predates the report,
+    or one that could not find out).  The probe is bounded and never raises."""
+    data = health.json() if health is not None and health.status == 200 else None
+    if isinstance(data, dict):
+        reported = capabilities_from_json(data.get("local"))
+        if reported.known:
+            return reported, FROM_PROXY
+    probed = asyncio.run(probe_url(cfg.local.base_url, cfg.local.model, cfg.local_key(), timeout_s=timeout))
+    return probed, PROBED
 
 
 def gather(cfg: Config, key: str, sample_interval: float = 0.5, timeout: float = 3.0) -> Facts:
@@ -270,6 +317,8 @@ def gather(cfg: Config, key: str, sample_interval: float = 0.5, timeout: float =
     local_key = cfg.local_key()
     headers = {"Authorization": f"Bearer {local_key}"} if local_key else {}
     f.local_models = probes.http_request(f"{f.local_url}/models", headers, timeout)
+    f.local_caps, f.local_caps_source = local_capabilities(cfg, f.health, timeout)
+    f.local = cfg.local
     f.litellm_url = cfg.cloud.base_url.rstrip("/")
     f.litellm = probes.http_request(f"{f.litellm_url}/health/liveliness", None, timeout)
     f.linger = probes.linger()
