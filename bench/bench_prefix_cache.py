@@ -18,7 +18,10 @@ in three runs of the same process tree, each against a freshly started server:
 - ``baseline``: the translation before this change, which merged every mid-conversation system
   message into the leading system prompt (the request bodies are rewritten that way before sending).
 
-    python bench/bench_prefix_cache.py [--json out.json] [--runs switchyard,baseline]
+    python bench/bench_prefix_cache.py [--json out.json] [--runs switchyard,baseline] [--first 5]
+
+``--first 5`` starts at the first request of the second `claude -p` run (Claude Code itself changes its
+system prompt there, so the server evaluates it afresh anyway): one long prefill per run instead of two.
 """
 
 from __future__ import annotations
@@ -70,17 +73,24 @@ async def send(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -
             raise RuntimeError(f"Switchyard answered {resp.status}")
 
 
-def last_record(log: Path, n: int) -> dict[str, Any]:
-    lines = [line for line in log.read_text().splitlines() if line.strip()]
-    if len(lines) < n:
-        raise RuntimeError(f"expected {n} decision records, found {len(lines)}")
+async def last_record(log: Path, n: int, timeout: float = 30.0) -> dict[str, Any]:
+    """The Nth decision record (written as the request ends, a moment after the client's last byte)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        lines = [line for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+        if len(lines) >= n:
+            break
+        if loop.time() > deadline:
+            raise RuntimeError(f"expected {n} decision records, found {len(lines)}")
+        await asyncio.sleep(0.05)
     rec: dict[str, Any] = json.loads(lines[n - 1])
     if rec["route"] != "local" or rec["fallback"]:
         raise RuntimeError(f"request {n} was not answered locally: {rec}")
     return rec
 
 
-async def one_run(name: str, binary: str, model: str, tmp: Path) -> list[dict[str, Any]]:
+async def one_run(name: str, binary: str, model: str, tmp: Path, first: int = 1) -> list[dict[str, Any]]:
     options = LlamaOptions(
         ctx=32768, parallel=1, chat_template_file=qwen_template(),
         extra=("--override-kv", "llama.context_length=int:32768"),
@@ -102,7 +112,8 @@ async def one_run(name: str, binary: str, model: str, tmp: Path) -> list[dict[st
         routing = RoutingConfig(classify_max_tokens=16, classify_timeout_s=600)
         timeout = aiohttp.ClientTimeout(total=3600)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            for n, body in enumerate(session_bodies(), 1):
+            bodies = session_bodies()[first - 1 :]
+            for n, body in enumerate(bodies, first):
                 if name == "baseline":
                     body = merged_system_messages(body)
                 classify_ms = None
@@ -111,7 +122,7 @@ async def one_run(name: str, binary: str, model: str, tmp: Path) -> list[dict[st
                     verdict = await classify(session, local, routing, DEFAULT_PROMPT, compact_view(facts), "")
                     classify_ms = round(verdict.elapsed_ms)
                 await send(session, url, body)
-                rec = last_record(run_dir / "decisions.jsonl", n)
+                rec = await last_record(run_dir / "decisions.jsonl", n - first + 1)
                 prompt, cached = rec["input_tokens"], rec["cached_tokens"] or 0
                 rows.append({
                     "request": n,
@@ -130,14 +141,14 @@ async def one_run(name: str, binary: str, model: str, tmp: Path) -> list[dict[st
     return rows
 
 
-async def run(runs: list[str]) -> dict[str, Any]:
+async def run(runs: list[str], first: int = 1) -> dict[str, Any]:
     binary, model = find_llama(os.environ)
     if not binary or not model:
         raise SystemExit("llama-server or the model not found: run `bash .ci/llama.sh` first")
     results: dict[str, Any] = {"session": str(SESSION.relative_to(REPO)), "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in runs:
-            results["runs"][name] = await one_run(name, binary, model, Path(tmp))
+            results["runs"][name] = await one_run(name, binary, model, Path(tmp), first)
     for name, rows in results["runs"].items():
         later = [r for r in rows[1:] if r["request"] != 5]  # 5: Claude Code changed its own system prompt
         results.setdefault("summary", {})[name] = {
@@ -151,12 +162,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, from {', '.join(RUNS)}")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--first", type=int, default=1, help="start at this request of the session (1-9)")
     args = parser.parse_args()
     runs = [r for r in args.runs.split(",") if r]
     unknown = set(runs) - set(RUNS)
     if unknown:
         parser.error(f"unknown run(s): {', '.join(sorted(unknown))}")
-    emit(asyncio.run(run(runs)), args.json)
+    emit(asyncio.run(run(runs, args.first)), args.json)
 
 
 if __name__ == "__main__":

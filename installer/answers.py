@@ -54,6 +54,8 @@ class Answers:
     long_context_threshold: int | None = None
     classify_timeout_s: float | None = None
     classify_max_tokens: int | None = None
+    # The context one local request gets, when the server cannot say (0: ask the server).
+    local_context_tokens: int | None = None
     litellm_key_env: str | None = None
     # Where each value came from (flag, file, previous, default, prompt): shown in the plan.
     origin: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -81,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "long_context_threshold": DEFAULT_LONG_CONTEXT,
     "classify_timeout_s": DEFAULT_CLASSIFY_TIMEOUT,
     "classify_max_tokens": DEFAULT_CLASSIFY_MAX_TOKENS,
+    "local_context_tokens": 0,
     "litellm_key_env": DEFAULT_LITELLM_KEY_ENV,
 }
 
@@ -148,7 +151,7 @@ def layer(
     return ans, problems
 
 
-_INT_KEYS = {"port", "long_context_threshold", "classify_max_tokens"}
+_INT_KEYS = {"port", "long_context_threshold", "classify_max_tokens", "local_context_tokens"}
 _FLOAT_KEYS = {"classify_timeout_s"}
 
 
@@ -210,6 +213,8 @@ def static_problems(ans: Answers, *, require_all: bool) -> list[str]:
         v = ans.get(key)
         if v is not None and v <= 0:
             problems.append(f"{key} must be greater than 0, got {v}")
+    if ans.local_context_tokens is not None and ans.local_context_tokens < 0:
+        problems.append(f"local_context_tokens must be 0 (ask the server) or more, got {ans.local_context_tokens}")
     if ans.classify_timeout_s is not None and ans.classify_timeout_s <= 0:
         problems.append(f"classify_timeout_s must be greater than 0, got {ans.classify_timeout_s}")
     if ans.litellm_key_env is not None and not _ENV_RE.match(ans.litellm_key_env):

@@ -144,7 +144,7 @@ class Resolved:
 
     @property
     def local_findings(self) -> list[Finding]:
-        return local_findings(self.local_caps)
+        return local_findings(self.local_caps, self.ans.local_context_tokens or 0)
 
 
 @dataclass
@@ -188,9 +188,9 @@ def probe_local(url: str, model: str) -> LocalCapabilities:
     return asyncio.run(probe_url(probes.v1_base(url), model))
 
 
-def local_findings(caps: LocalCapabilities) -> list[Finding]:
-    """The findings for the config the installer writes (no local.context_tokens, the default reserve)."""
-    return local_advice.findings(caps, local_advice.reserve_for(LocalConfig()))
+def local_findings(caps: LocalCapabilities, context_tokens: int = 0) -> list[Finding]:
+    """The findings for the config the installer writes (its local.context_tokens, the default reserve)."""
+    return local_advice.findings(caps, local_advice.reserve_for(LocalConfig()), context_tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,6 +374,7 @@ class Installer:
             long_context_threshold=ans.long_context_threshold,
             classify_timeout_s=ans.classify_timeout_s,
             classify_max_tokens=ans.classify_max_tokens,
+            local_context_tokens=ans.local_context_tokens or 0,
             router_key_env=DEFAULT_ROUTER_KEY_ENV,
             litellm_key_env=DEFAULT_CLOUD_KEY_ENV,
             generated_at="the installer's last run",
@@ -421,7 +422,7 @@ class Installer:
 
         return live_pid(self.paths.pidfile) is not None and probes.router_health(port, key)[0] == 200
 
-    def show_local(self, caps: LocalCapabilities, notes: bool = True) -> None:
+    def show_local(self, caps: LocalCapabilities, notes: bool = True, context_tokens: int = 0) -> None:
         """What the local server can take, and each finding that is not OK with its fix."""
         o = self.out
         o.say(f"  Local server: {caps.describe()}")
@@ -429,7 +430,7 @@ class Installer:
             for note in caps.notes:
                 o.say(f"      {note}", dim=True)
         fixes: set[str] = set()
-        for f in local_findings(caps):
+        for f in local_findings(caps, context_tokens):
             if f.state == local_advice.PROBLEM:
                 o.warn(f"{f.title}: {f.detail}")
             elif f.state == local_advice.UNKNOWN:
@@ -440,9 +441,9 @@ class Installer:
                 o.say(f"      fix: {f.fix}")
                 fixes.add(f.fix)
 
-    def accept_local(self, caps: LocalCapabilities) -> None:
+    def accept_local(self, caps: LocalCapabilities, context_tokens: int = 0) -> None:
         """Ask before going on when Claude Code's main requests would all go to the cloud (Declined on no)."""
-        if not local_advice.takes_nothing(local_findings(caps)) or self.yes:
+        if not local_advice.takes_nothing(local_findings(caps, context_tokens)) or self.yes:
             return
         from installer.prompts import confirm
 
@@ -452,7 +453,7 @@ class Installer:
     def show_plan(self, r: Resolved, plan: Plan) -> None:
         o = self.out
         o.head("Plan")
-        self.show_local(r.local_caps)
+        self.show_local(r.local_caps, context_tokens=r.ans.local_context_tokens or 0)
         if local_advice.takes_nothing(r.local_findings):
             o.warn(TAKES_NOTHING + ("; continuing as --yes asks" if self.yes and not self.dry_run else ""))
         o.say(f"  LiteLLM config: {r.litellm_cfg.main.path}")
@@ -731,6 +732,8 @@ def _flag(name: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., 
 @_flag("long_context_threshold", type=int, help="Tokens above which a request goes to the cloud (60000).")
 @_flag("classify_timeout_s", type=float, help="Classifier timeout in seconds (15).")
 @_flag("classify_max_tokens", type=int, help="Classifier max tokens (8192).")
+@_flag("local_context_tokens", type=int,
+       help="Context one local request gets, when the server cannot say (0: read it from the server).")
 @_flag("litellm_key_env", help="Variable holding the LiteLLM key (default LITELLM_MASTER_KEY).")
 @click.option("--venv-mode", type=click.Choice(["pip", "inherit"]), default="pip", show_default=True,
               help="pip: self-contained venv (pip install of the checkout); inherit: fast, reuses this "

@@ -62,8 +62,8 @@ def ask_all(inst: Installer, ans: Answers) -> Resolved:
     # What the server can take: said now, so a server that would take none of Claude Code's requests
     # is fixed before the other questions (a "no" stops here, with nothing written).
     local_caps = probe_local(url, model)
-    inst.show_local(local_caps, notes=False)
-    inst.accept_local(local_caps)
+    inst.show_local(local_caps, notes=False, context_tokens=ans.local_context_tokens or 0)
+    inst.accept_local(local_caps, ans.local_context_tokens or 0)
 
     # LiteLLM.
     while True:
@@ -175,11 +175,13 @@ def ask_all(inst: Installer, ans: Answers) -> Resolved:
         _say_problem(problems[0])
     ans.set("launcher_name", name, "prompt")
 
-    if confirm("Change the advanced settings (long-context threshold, classifier timeout and max tokens)?", False):
+    if confirm("Change the advanced settings (long-context threshold, classifier timeout and max tokens, "
+               "local context)?", False):
         for key_name, question, example in (
             ("long_context_threshold", "Long-context threshold (tokens)", "60000"),
             ("classify_timeout_s", "Classifier timeout (seconds)", "15"),
             ("classify_max_tokens", "Classifier max tokens", "8192"),
+            ("local_context_tokens", "Local context per request, if the server cannot say (0: ask it)", "0"),
         ):
             while True:
                 raw = _text(question, str(ans.get(key_name)), example)
@@ -188,7 +190,7 @@ def ask_all(inst: Installer, ans: Answers) -> Resolved:
                 except ValueError as exc:
                     _say_problem(str(exc))
                     continue
-                if value > 0:
+                if value > 0 or (key_name == "local_context_tokens" and value == 0):
                     break
                 _say_problem("must be greater than 0")
             ans.set(key_name, value, "prompt")

@@ -83,6 +83,7 @@ class RenderInput:
     router_key_env: str
     litellm_key_env: str
     generated_at: str = ""
+    local_context_tokens: int = 0
 
 
 def _context(ri: RenderInput) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def _context(ri: RenderInput) -> dict[str, Any]:
         "long_context_threshold": ri.long_context_threshold,
         "classify_timeout_s": float(ri.classify_timeout_s),
         "classify_max_tokens": ri.classify_max_tokens,
+        "local_context_tokens": ri.local_context_tokens,
         "decisions_log": str(p.decisions_log),
         "env_file": str(p.env_file),
         "config_file": str(p.config_file),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -191,6 +192,17 @@ def test_config_renders_and_loads_with_proxy_loader(tmp_path: Path) -> None:
     assert cfg.log.decisions == str(p.decisions_log)
     assert cfg.routing.classify_timeout_s == 15.0
     assert cfg.cloud.key_env == "SWITCHYARD_LITELLM_KEY"
+    assert cfg.local.context_tokens == 0  # read it from the server
+
+
+def test_a_local_context_answer_reaches_the_config(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_bytes(render.render_config(dataclasses.replace(render_input(), local_context_tokens=32768)))
+    assert load_config(f).local.context_tokens == 32768
+    bad = answers_mod.Answers(local_context_tokens=-1)
+    assert answers_mod.static_problems(bad, require_all=False) == [
+        "local_context_tokens must be 0 (ask the server) or more, got -1"
+    ]
 
 
 def test_strict_undefined() -> None:
