@@ -73,12 +73,16 @@ async def send(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -
             raise RuntimeError(f"Switchyard answered {resp.status}")
 
 
+def records(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
+
 async def last_record(log: Path, n: int, timeout: float = 30.0) -> dict[str, Any]:
     """The Nth decision record (written as the request ends, a moment after the client's last byte)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        lines = [line for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+        lines = records(log)
         if len(lines) >= n:
             break
         if loop.time() > deadline:
