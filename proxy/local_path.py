@@ -53,6 +53,8 @@ class LocalRequest:
     input_tokens: int
     # Called when the answer broke after content was sent (marks the turn for the cloud).
     on_broken: Callable[[str], None]
+    # Called with the prompt tokens the server counted, when it said (calibrates the estimate).
+    on_prompt_tokens: Callable[[int], None] | None = None
 
 
 def _encode(events: list[Event]) -> bytes:
@@ -120,6 +122,8 @@ async def stream_local(
             record.detail = f"local stream broke after content: {broken}"[:300]
             event = error_body(502, f"the local model's answer broke off ({broken}); retry to continue on the cloud")
             await out.write(encode_event("error", event))
+        if translator.upstream_input_tokens is not None and lr.on_prompt_tokens is not None:
+            lr.on_prompt_tokens(translator.upstream_input_tokens)
         record.input_tokens = translator.upstream_input_tokens or lr.input_tokens
         record.output_tokens = translator.output_tokens
         record.cached_tokens = translator.cached_tokens

@@ -30,6 +30,7 @@ from typing import Final
 from proxy.capabilities import KIND_NAMES, LocalCapabilities
 from proxy.config import Config
 from proxy.conversation import RequestFacts
+from proxy.tokens import scaled
 
 LOCAL: Final = "local"
 CLOUD: Final = "cloud"
@@ -55,6 +56,8 @@ class Signals:
     classification: Classification | None = None
     turn_forced_cloud: bool = False
     capabilities: LocalCapabilities | None = None
+    # The local server's own prompt counts over the estimate, learnt from its answers (>= 1).
+    local_token_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,22 @@ def output_reserve(facts: RequestFacts, cfg: Config) -> int:
     return min(reserve, facts.max_tokens) if facts.max_tokens and facts.max_tokens > 0 else reserve
 
 
-def local_misfit(facts: RequestFacts, caps: LocalCapabilities | None, cfg: Config) -> tuple[str, str] | None:
-    """Why the local server cannot take this request, as (reason, detail); None when it can (or may)."""
+def local_misfit(
+    facts: RequestFacts, caps: LocalCapabilities | None, cfg: Config, token_factor: float = 1.0
+) -> tuple[str, str] | None:
+    """Why the local server cannot take this request, as (reason, detail); None when it can (or may).
+
+    ``token_factor``: how many of the local server's tokens one estimated token has turned out to be.
+    """
     kind = KIND_NAMES.get(caps.kind, caps.kind) if caps is not None else "the local server"
     ctx = local_context(caps, cfg)
     if ctx is not None:
         reserve = output_reserve(facts, cfg)
-        if facts.estimated_tokens + reserve > ctx:
-            return "local-context", (
-                f"~{facts.estimated_tokens:,} tokens + {reserve:,} for the answer > {ctx:,} per request ({kind})"
-            )
+        need = scaled(facts.estimated_tokens, token_factor)
+        if need + reserve > ctx:
+            how = f" (estimate x{token_factor:.2f}: the server's own counts)" if need != facts.estimated_tokens else ""
+            detail = f"~{need:,} tokens{how} + {reserve:,} for the answer > {ctx:,} per request ({kind})"
+            return "local-context", detail
     if caps is None:
         return None
     if facts.has_images and caps.vision is False:
@@ -148,7 +157,7 @@ def decide(facts: RequestFacts, signals: Signals, cfg: Config) -> Outcome:
         return Decision(CLOUD, cloud.simple_model, "retry-to-cloud")
     if signals.local_up is None:
         return NEED_HEALTH
-    misfit = local_misfit(facts, signals.capabilities, cfg) if signals.local_up else None
+    misfit = local_misfit(facts, signals.capabilities, cfg, signals.local_token_factor) if signals.local_up else None
     if facts.background:
         if misfit is not None:
             return Decision(CLOUD, cloud.simple_model, misfit[0], detail=misfit[1])

@@ -40,7 +40,7 @@ from proxy.routing import (
     Signals,
     decide,
 )
-from proxy.tokens import estimate_request_tokens
+from proxy.tokens import LocalTokenRatio, estimate_request_tokens
 from proxy.validation import check_messages_body
 from proxy.verdict_cache import TurnMemory
 
@@ -63,6 +63,7 @@ class State:
     requests: int = 0  # Messages requests that passed the input checks (each gets a decision record)
     cloud_session: aiohttp.ClientSession | None = None
     local_session: aiohttp.ClientSession | None = None
+    token_ratio: LocalTokenRatio = field(default_factory=LocalTokenRatio)
 
 
 STATE: web.AppKey[State] = web.AppKey("state", State)
@@ -139,6 +140,8 @@ async def health(request: web.Request) -> web.Response:
             "version": __version__,
             "local_up": local_up,
             "local": capabilities_json(st.health.capabilities),
+            # The local server's own prompt counts over the estimate (the context check uses it).
+            "local_token_factor": {"value": round(st.token_ratio.value, 3), "samples": st.token_ratio.samples},
             "uptime_s": round(time.monotonic() - st.started, 3),
             "pid": os.getpid(),
             "requests": st.requests,
@@ -194,6 +197,7 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
             cached=st.memory.verdict(session, facts.turn_key),
             turn_forced_cloud=signals.turn_forced_cloud,
             capabilities=st.health.capabilities,
+            local_token_factor=st.token_ratio.factor,
         )
         outcome = decide(facts, signals, st.cfg)
     if outcome is NEED_CLASSIFICATION:
@@ -204,7 +208,14 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
         record.classify_ms = result.elapsed_ms
         st.memory.remember(session, facts.turn_key, result)
         outcome = decide(
-            facts, Signals(local_up=True, classification=result, capabilities=st.health.capabilities), st.cfg
+            facts,
+            Signals(
+                local_up=True,
+                classification=result,
+                capabilities=st.health.capabilities,
+                local_token_factor=st.token_ratio.factor,
+            ),
+            st.cfg,
         )
     assert isinstance(outcome, Decision)
     return outcome
@@ -253,6 +264,11 @@ async def _answer_local(
     def on_broken(cause: str) -> None:
         st.memory.force_cloud(session, turn, cause)
 
+    def on_prompt_tokens(counted: int) -> None:
+        # A template that dropped the tools says nothing about how the server counts them.
+        if facts.tool_count == 0 or st.health.capabilities.tools is not False:
+            st.token_ratio.observe(facts.estimated_tokens, counted)
+
     async def to_cloud() -> web.StreamResponse:
         # The request was judged simple (or background): the cloud's simple tier answers it.
         if record.fallback == "connect-error":
@@ -268,6 +284,7 @@ async def _answer_local(
         model=decision.model,
         input_tokens=facts.estimated_tokens,
         on_broken=on_broken,
+        on_prompt_tokens=on_prompt_tokens,
     )
     return await answer_local_or_fallback(request, lr, record, started, facts.stream, to_cloud)
 

@@ -28,7 +28,7 @@ from proxy.config import LocalConfig
 from proxy.health import LocalHealth
 from tests.llama_server import LlamaOptions, LlamaPool, qwen_template
 from tests.proxy_harness import ProxyThread, make_config
-from tests.standins import OpenAILocal
+from tests.standins import AnthropicUpstream, OpenAILocal
 
 DATA = Path(__file__).parent / "data" / "llamacpp"
 
@@ -223,3 +223,30 @@ def test_proxy_health_reports_the_real_servers_capabilities(llama: LlamaPool, tm
     local = body["local"]
     assert (local["kind"], local["context_per_request"], local["tools"]) == ("llama.cpp", 8192, False)
     assert local["summary"].startswith("llama.cpp b1-0c1e570, 8,192 tokens per request (4 slots)")
+
+
+def test_the_proxy_learns_how_the_local_server_counts_tokens(tmp_path: Path) -> None:
+    """A server that counts more prompt tokens than the estimate: later requests are checked with its count."""
+    from tests.proxy_harness import messages_body
+    from tests.standins.openai_local import ChunkReply, chat_chunks
+
+    with OpenAILocal() as srv, AnthropicUpstream() as cloud:
+        cfg = make_config(
+            tmp_path, local_url=srv.v1_url, cloud_url=cloud.url,
+            local={"context_tokens": 6000, "output_reserve_tokens": 100},
+        )
+        with ProxyThread(cfg) as proxy:
+            # ~5,600 tokens by the estimate: it fits 6,000 with the 100-token reserve, unless scaled.
+            body = messages_body("word " * 4000, model="local", max_tokens=100, stream=True)  # explicit: local
+            srv.script(ChunkReply(chat_chunks(text="ok", usage=(9000, 2))))
+            assert httpx.post(f"{proxy.url}/v1/messages", headers=proxy.headers(), json=body).status_code == 200
+            estimate = proxy.decisions(1)[0]
+            health = httpx.get(f"{proxy.url}/health", headers=proxy.headers()).json()
+            assert health["local_token_factor"]["samples"] == 1
+            # The same size of request, now routed (not explicit): 9,000 / estimate of the server's tokens.
+            routed = {**body, "model": "claude-sonnet-4-5"}
+            httpx.post(f"{proxy.url}/v1/messages", headers=proxy.headers(), json=routed)
+            rec = proxy.decisions(2)[1]
+    assert estimate["input_tokens"] == 9000 and estimate["route"] == "local"
+    assert rec["reason"] == "local-context"
+    assert "the server's own counts" in rec["detail"] and "> 6,000 per request" in rec["detail"]

@@ -204,3 +204,15 @@ def test_a_background_request_that_does_not_fit_uses_the_simple_tier(cfg: Config
 def test_capabilities_are_not_consulted_when_the_local_server_is_down(cfg: Config) -> None:
     r = d(decide(facts(estimated_tokens=19000), Signals(local_up=False, capabilities=LLAMA_8K), cfg))
     assert r.reason == "local-down"
+
+
+def test_the_context_check_scales_the_estimate_by_the_servers_own_counts(cfg: Config) -> None:
+    caps = dataclasses.replace(LLAMA_8K, context_per_request=21000)
+    f = facts(estimated_tokens=18500, max_tokens=64000)
+    assert decide(f, caps_signals(caps), cfg) is NEED_CLASSIFICATION  # 18,500 + 2,048 fits 21,000
+    r = d(decide(f, caps_signals(caps, local_token_factor=1.06), cfg))
+    assert r.reason == "local-context"
+    assert r.detail == (
+        "~19,610 tokens (estimate x1.06: the server's own counts) + 2,048 for the answer > 21,000 per request "
+        "(llama.cpp)"
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from proxy.tokens import estimate_request_tokens
+from proxy.tokens import LocalTokenRatio, estimate_request_tokens, scaled
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]
@@ -98,3 +98,18 @@ def test_estimate_is_not_fooled_by_a_cached_tool_list() -> None:
     assert estimate_request_tokens(fewer) < a
     no_tools = {**body, "tools": []}
     assert estimate_request_tokens(no_tools) < estimate_request_tokens(fewer)
+
+
+def test_the_local_token_ratio_learns_from_the_servers_counts_and_only_scales_up() -> None:
+    ratio = LocalTokenRatio()
+    assert (ratio.factor, scaled(19185, ratio.factor)) == (1.0, 19185)
+    ratio.observe(500, 5000)  # too small to say anything
+    assert ratio.samples == 0
+    ratio.observe(19185, 20373)  # measured: Claude Code's turn through Qwen2.5's template on llama.cpp
+    assert ratio.factor == pytest.approx(20373 / 19185)
+    assert scaled(19185, ratio.factor) == 20373
+    ratio.observe(10000, 100000)  # a wild count moves it, clamped, by a fraction
+    assert 1.06 < ratio.value < 1.0 + 0.3 * 2.0
+    fewer = LocalTokenRatio()
+    fewer.observe(10000, 8000)  # the server needs fewer tokens: the raw estimate still applies
+    assert fewer.value == 0.8 and fewer.factor == 1.0
