@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -154,9 +155,13 @@ async def run(runs: list[str], first: int = 1) -> dict[str, Any]:
         for name in runs:
             results["runs"][name] = await one_run(name, binary, model, Path(tmp), first)
     for name, rows in results["runs"].items():
-        later = [r for r in rows[1:] if r["request"] != 5]  # 5: Claude Code changed its own system prompt
+        # Request 5 starts the second `claude -p` run, where Claude Code changed its own system prompt.
+        pairs = [(a, b) for a, b in itertools.pairwise(rows) if b["request"] != 5]
         results.setdefault("summary", {})[name] = {
-            "min_cached_share_after_first": min(r["cached_share"] for r in later),
+            "min_cached_share_after_first": min(b["cached_share"] for _, b in pairs),
+            # Of the previous request's prompt, how much the server reused (1.0: all of it; the rest of
+            # a prompt is the new tail, e.g. the ~1,100-token plan-mode notice of request 8).
+            "min_previous_prompt_reused": min(round(b["cached_tokens"] / a["prompt_tokens"], 4) for a, b in pairs),
             "total_prefill_ms": round(sum(r["prefill_ms"] for r in rows)),
         }
     return results
