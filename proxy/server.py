@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,13 +96,36 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.reason)
 
 
-def _presented_key(request: web.Request) -> str:
+def _presented_key(request: web.Request) -> bytes:
+    """The key the client sent, as the bytes it sent.
+
+    aiohttp decodes header bytes as UTF-8 with surrogate escapes, so a non-UTF-8 byte arrives as a
+    lone surrogate: encoding it back the same way gives the original bytes (a plain ``.encode()``
+    raised UnicodeEncodeError, a 500), and a wrong key of any bytes is simply a wrong key.
+    """
     key = request.headers.get("x-api-key", "")
-    if key:
-        return key
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    if not key:
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        key = value.strip() if scheme.lower() == "bearer" else ""
+    return key.encode("utf-8", "surrogateescape")
+
+
+def not_utf8_header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` whose value held bytes that are not UTF-8, or None."""
+    for name in names:
+        value = headers.get(name)
+        if value is None or value.isascii():
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return name
+    return None
+
+
+# Headers Switchyard reads, logs or forwards upstream: each must be text.  Others are ignored.
+_TEXT_HEADERS = ("content-type", "content-encoding", "anthropic-version", "anthropic-beta", "x-claude-code-session-id")
 
 
 @web.middleware
@@ -111,13 +134,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     expected = request.app[STATE].router_key
     if expected:
-        presented = _presented_key(request).encode()
+        presented = _presented_key(request)
         # compare_digest runs in time independent of where the strings differ.
         if not presented or not hmac.compare_digest(presented, expected):
             log.warning("%s %s -> 401: missing or wrong router key", request.method, request.path)
             return error_response(
                 401, "missing or invalid router key: send it in x-api-key or Authorization: Bearer"
             )
+    bad = not_utf8_header(request.headers, _TEXT_HEADERS)
+    if bad is not None:
+        raise BadRequest(400, f"header {bad} is not valid UTF-8")
     return await handler(request)
 
 

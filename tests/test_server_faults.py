@@ -1,0 +1,80 @@
+"""Hostile input on the server side: each answer is Anthropic JSON with the right status, never a 500.
+
+Bad bytes in headers, bodies that lie about their encoding, nesting deeper than the JSON libraries
+can take.  (Protocol garbage over raw sockets, disconnects and signals: tests/test_fault_suite.py.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
+from tests.rawhttp import exchange, request_bytes
+from tests.standins import AnthropicUpstream, OpenAILocal
+
+
+@pytest.fixture
+def local() -> Iterator[OpenAILocal]:
+    with OpenAILocal() as srv:
+        yield srv
+
+
+@pytest.fixture
+def upstream() -> Iterator[AnthropicUpstream]:
+    with AnthropicUpstream() as srv:
+        yield srv
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
+    cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url)
+    with ProxyThread(cfg) as p:
+        yield p
+
+
+def anthropic_error(status: int, body: bytes, expected: int, kind: str) -> str:
+    assert status == expected, body[:300]
+    data = json.loads(body)
+    assert data["type"] == "error" and data["error"]["type"] == kind, data
+    message = data["error"]["message"]
+    assert isinstance(message, str) and message and "\n" not in message
+    return str(message)
+
+
+# --- 1. bytes that are not UTF-8 in the key headers ---------------------------------------------
+
+@pytest.mark.parametrize("path", ["/health", "/v1/messages", "/v1/messages/count_tokens"])
+@pytest.mark.parametrize(
+    "header", [b"x-api-key: \xff\xfe", b"Authorization: Bearer \xff" + ROUTER_KEY.encode(), b"x-api-key: caf\xe9"]
+)
+def test_a_key_that_is_not_utf8_is_a_401(proxy: ProxyThread, path: str, header: bytes) -> None:
+    method = "GET" if path == "/health" else "POST"
+    body = json.dumps(messages_body()).encode() if method == "POST" else b""
+    name, _, value = header.partition(b": ")
+    data = request_bytes(
+        method, path, {name.decode(): value, "content-type": "application/json", "connection": "close"}, body
+    )
+    r = exchange(proxy.url, data)
+    assert r.headers["content-type"].startswith("application/json")
+    anthropic_error(r.status, r.body, 401, "authentication_error")
+    assert httpx.get(proxy.url + "/health", headers=proxy.headers()).status_code == 200
+
+
+def test_the_right_key_sent_as_utf8_still_works_and_a_non_utf8_forwarded_header_is_a_400(
+    proxy: ProxyThread, upstream: AnthropicUpstream
+) -> None:
+    body = json.dumps(messages_body(model="cloud")).encode()
+    headers: dict[str, str | bytes] = {
+        "x-api-key": ROUTER_KEY,
+        "content-type": "application/json",
+        "anthropic-beta": b"tools-\xff",
+        "connection": "close",
+    }
+    r = exchange(proxy.url, request_bytes("POST", "/v1/messages", headers, body))
+    assert "anthropic-beta" in anthropic_error(r.status, r.body, 400, "invalid_request_error")
+    assert upstream.requests_tagged("messages") == []
