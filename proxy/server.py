@@ -178,10 +178,38 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+# Request bodies may be compressed with what aiohttp decodes (it does, before the handler reads the
+# body, within client_max_size of *decoded* bytes, so a zip bomb gets 413).  Claude Code sends plain
+# bodies; a client that compresses gets the same answer as one that does not.
+ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
+
+
+def body_encoding_problem(content_encoding: str) -> str | None:
+    """Why a request body with this Content-Encoding cannot be read, or None."""
+    if content_encoding.strip().lower() in ACCEPTED_ENCODINGS:
+        return None
+    return f"Content-Encoding {content_encoding!r} is not supported: send the body plain, gzip or deflate"
+
+
+def payload_problem(exc: web.RequestPayloadError, content_encoding: str) -> str:
+    """One line for a body aiohttp could not read (bad compression, broken chunked framing)."""
+    cause = exc.__cause__ or exc.__context__
+    text = str(cause or exc).lower()
+    if "content-encoding" in text or "decompress" in text:
+        return f"request body is not valid {content_encoding.strip().lower() or 'compressed'} data (Content-Encoding)"
+    if "chunk" in text:
+        return "request body has broken chunked framing (Transfer-Encoding: chunked)"
+    return "request body ended before its Content-Length"
+
+
 async def _read_json(request: web.Request) -> tuple[Any, bytes]:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise BadRequest(415, f"content-type must be application/json, got {ctype or 'none'}")
+    encoding = request.headers.get("content-encoding", "")
+    problem = body_encoding_problem(encoding)
+    if problem:
+        raise BadRequest(415, problem)
     limit = request.app[STATE].cfg.listen.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(413, f"request body is larger than the {limit}-byte limit (listen.max_body_bytes)")
@@ -190,6 +218,8 @@ async def _read_json(request: web.Request) -> tuple[Any, bytes]:
             raw = await request.read()
     except TimeoutError:
         raise BadRequest(408, "the request body did not arrive in time") from None
+    except web.RequestPayloadError as exc:
+        raise BadRequest(400, payload_problem(exc, encoding)) from None
     try:
         return jsonio.loads(raw), raw
     except (ValueError, UnicodeDecodeError) as exc:

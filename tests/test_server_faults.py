@@ -6,7 +6,9 @@ can take.  (Protocol garbage over raw sockets, disconnects and signals: tests/te
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
 from tests.rawhttp import exchange, request_bytes
 from tests.standins import AnthropicUpstream, OpenAILocal
+from tests.standins.anthropic_upstream import text_reply
 
 
 @pytest.fixture
@@ -78,3 +81,44 @@ def test_the_right_key_sent_as_utf8_still_works_and_a_non_utf8_forwarded_header_
     r = exchange(proxy.url, request_bytes("POST", "/v1/messages", headers, body))
     assert "anthropic-beta" in anthropic_error(r.status, r.body, 400, "invalid_request_error")
     assert upstream.requests_tagged("messages") == []
+
+
+# --- 2. Content-Encoding --------------------------------------------------------------------------
+
+def _post(proxy: ProxyThread, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(**headers), content=body, timeout=30)
+
+
+def test_gzip_declared_on_a_plain_body_is_a_400_that_says_so(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    r = _post(proxy, json.dumps(messages_body(model="cloud")).encode(), **{"content-encoding": "gzip"})
+    message = anthropic_error(r.status_code, r.content, 400, "invalid_request_error")
+    assert "gzip" in message
+    assert upstream.requests_tagged("messages") == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_really_compressed_body_is_accepted_and_forwarded_plain(
+    proxy: ProxyThread, upstream: AnthropicUpstream, encoding: str
+) -> None:
+    upstream.script(text_reply("unzipped"))
+    plain = json.dumps(messages_body(model="cloud")).encode()
+    packed = gzip.compress(plain) if encoding == "gzip" else zlib.compress(plain)
+    r = _post(proxy, packed, **{"content-encoding": encoding})
+    assert r.status_code == 200, r.text
+    [sent] = upstream.requests_tagged("messages")
+    assert sent.json["messages"] == messages_body()["messages"]
+    assert "content-encoding" not in {k.lower() for k in sent.headers}
+
+
+def test_an_unknown_content_encoding_is_a_415(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    r = _post(proxy, json.dumps(messages_body(model="cloud")).encode(), **{"content-encoding": "compress"})
+    assert "compress" in anthropic_error(r.status_code, r.content, 415, "invalid_request_error")
+
+
+def test_a_gzip_bomb_is_a_413(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, listen={"max_body_bytes": 100_000})
+    with ProxyThread(cfg) as p:
+        bomb = gzip.compress(b'{"model": "' + b"a" * 5_000_000 + b'"}')
+        assert len(bomb) < 100_000
+        r = _post(p, bomb, **{"content-encoding": "gzip"})
+        anthropic_error(r.status_code, r.content, 413, "request_too_large")
