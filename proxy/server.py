@@ -220,9 +220,17 @@ async def _read_json(request: web.Request) -> tuple[Any, bytes]:
         raise BadRequest(408, "the request body did not arrive in time") from None
     except web.RequestPayloadError as exc:
         raise BadRequest(400, payload_problem(exc, encoding)) from None
+    return parse_body(raw), raw
+
+
+def parse_body(raw: bytes) -> Any:
     try:
-        return jsonio.loads(raw), raw
+        return jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+            raise BadRequest(
+                400, f"request body is nested more than {jsonio.MAX_DEPTH} levels deep; flatten it"
+            ) from None
         raise BadRequest(400, f"request body is not valid JSON: {exc}") from None
 
 
@@ -292,6 +300,19 @@ async def answer_cloud(
     return out
 
 
+def _cloud_bytes(raw: bytes, body: dict[str, Any], model: str, modified: bool) -> bytes:
+    """The cloud request; a 400 when the body would have to be re-encoded and is too deep for that.
+
+    Usually the client's bytes are forwarded with the model spliced in; a body that must be
+    re-encoded (subagent tag removed, model not the first key) goes through json.dumps, which
+    raises RecursionError near 1,000 levels while orjson parsed up to 1,024.
+    """
+    try:
+        return cloud_payload(raw, body, model, modified)
+    except RecursionError:
+        raise BadRequest(400, "request body is nested too deeply to be re-encoded for the cloud; flatten it") from None
+
+
 async def _answer_local(
     request: web.Request,
     st: State,
@@ -314,7 +335,7 @@ async def _answer_local(
         if record.fallback == "connect-error":
             st.health.forget()  # the next request re-checks instead of trusting a stale "up"
         model = st.cfg.cloud.simple_model
-        return await answer_cloud(request, st, cloud_payload(raw, body, model, modified), model, record, started)
+        return await answer_cloud(request, st, _cloud_bytes(raw, body, model, modified), model, record, started)
 
     lr = LocalRequest(
         session=st.local_session,
@@ -353,8 +374,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
             record.detail = decision.detail
         if decision.route == "local":
             return await _answer_local(request, st, body, raw, modified, decision, facts, record, started)
-        payload = cloud_payload(raw, body, decision.model, modified)
+        payload = _cloud_bytes(raw, body, decision.model, modified)
         return await answer_cloud(request, st, payload, decision.model, record, started)
+    except BadRequest as exc:
+        record.status = exc.status
+        record.detail = str(exc)[:300]
+        raise
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         # The client went away mid-answer; nothing left to send.
         record.detail = (record.detail or "") + " client disconnected"

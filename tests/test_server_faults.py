@@ -49,6 +49,15 @@ def anthropic_error(status: int, body: bytes, expected: int, kind: str) -> str:
     return str(message)
 
 
+def nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+def body_with(placeholder_json: dict[str, object], depth: int) -> bytes:
+    """``placeholder_json`` as JSON text with its "@@" string replaced by a ``depth``-deep list."""
+    return json.dumps(placeholder_json).replace('"@@"', nested(depth)).encode()
+
+
 # --- 1. bytes that are not UTF-8 in the key headers ---------------------------------------------
 
 @pytest.mark.parametrize("path", ["/health", "/v1/messages", "/v1/messages/count_tokens"])
@@ -122,3 +131,83 @@ def test_a_gzip_bomb_is_a_413(tmp_path: Path) -> None:
         assert len(bomb) < 100_000
         r = _post(p, bomb, **{"content-encoding": "gzip"})
         anthropic_error(r.status_code, r.content, 413, "request_too_large")
+
+
+# --- 3. deep nesting ------------------------------------------------------------------------------
+
+def test_a_tool_schema_too_deep_for_the_local_server_falls_back_to_the_cloud(
+    proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream
+) -> None:
+    upstream.script(text_reply("answered by the cloud"))
+    tool = {"name": "t", "description": "d", "input_schema": {"type": "object", "properties": {"p": "@@"}}}
+    body = body_with(messages_body(model="local", tools=[tool]), 300)
+    r = _post(proxy, body)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["text"] == "answered by the cloud"
+    assert local.requests_tagged("chat") == []
+    [rec] = proxy.decisions()
+    assert rec["fallback"] == "translation-error" and "JSON" in rec["detail"]
+
+
+@pytest.mark.parametrize("where", ["tool_input", "schema", "metadata"])
+@pytest.mark.parametrize("endpoint", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_nesting_near_the_parse_limit_is_answered(proxy: ProxyThread, upstream: AnthropicUpstream,
+                                                 where: str, endpoint: str) -> None:
+    upstream.script(text_reply("ok"))
+    base = messages_body(model="cloud")
+    placed: dict[str, object]
+    if where == "tool_input":
+        call = {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {"a": "@@"}}
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}
+        placed = {**base, "messages": [*base["messages"], {"role": "assistant", "content": [call]},
+                                       {"role": "user", "content": [result]}]}
+    elif where == "schema":
+        placed = {**base, "tools": [{"name": "t", "input_schema": {"type": "object", "properties": {"p": "@@"}}}]}
+    else:
+        placed = {**base, "metadata": {"x": "@@"}}
+    r = httpx.post(proxy.url + endpoint, headers=proxy.headers(), content=body_with(placed, 1015), timeout=30)
+    assert r.status_code == 200, r.text
+    if endpoint.endswith("count_tokens"):
+        assert r.json()["input_tokens"] > 0
+
+
+def test_nesting_beyond_the_parse_limit_is_a_400_that_says_why(proxy: ProxyThread) -> None:
+    body = body_with({**messages_body(), "metadata": {"x": "@@"}}, 1100)
+    for endpoint in ("/v1/messages", "/v1/messages/count_tokens"):
+        r = httpx.post(proxy.url + endpoint, headers=proxy.headers(), content=body, timeout=30)
+        assert "nested more than 1024 levels" in anthropic_error(r.status_code, r.content, 400, "invalid_request_error")
+
+
+def test_a_deep_body_that_must_be_re_encoded_is_a_400_not_a_500(
+    proxy: ProxyThread, upstream: AnthropicUpstream
+) -> None:
+    # The model is not the first key, so the cloud body is re-encoded (json.dumps recurses).
+    body = json.dumps({"max_tokens": 5, "metadata": {"x": "@@"}, "model": "cloud",
+                       "messages": [{"role": "user", "content": "x"}]}).replace('"@@"', nested(1015))
+    r = _post(proxy, body.encode())
+    assert "re-encoded" in anthropic_error(r.status_code, r.content, 400, "invalid_request_error")
+    [rec] = proxy.decisions()
+    assert rec["status"] == 400
+
+
+def test_a_user_id_holding_deep_json_is_just_a_string(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    upstream.script(text_reply("ok"))
+    deep_text = "[" * 50_000 + "]" * 50_000
+    r = _post(proxy, json.dumps(messages_body(model="cloud", metadata={"user_id": deep_text})).encode())
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_local_tool_arguments_nested_too_deeply_fall_back_to_the_cloud(
+    proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream, stream: bool
+) -> None:
+    from tests.standins.openai_local import chat_chunks
+
+    upstream.script(text_reply("from the cloud"))
+    local.script(chat_chunks(tool_calls=[("t", '{"a": ' + nested(990) + "}")]))
+    tool = {"name": "t", "description": "d", "input_schema": {"type": "object"}}
+    r = _post(proxy, json.dumps(messages_body(model="local", tools=[tool], stream=stream)).encode())
+    assert r.status_code == 200, r.text
+    assert r.headers["x-switchyard-route"] == "cloud"
+    [rec] = proxy.decisions()
+    assert rec["route"] == "cloud" and rec["fallback"] in ("invalid-tool-call", "malformed-response"), rec
