@@ -158,7 +158,6 @@ async def health(request: web.Request) -> web.Response:
     st = request.app[STATE]
     assert st.local_session is not None
     local_up = await st.health.is_up(st.local_session)
-    dlog = st.decisions
     return web.json_response(
         {
             "status": "ok",
@@ -168,12 +167,7 @@ async def health(request: web.Request) -> web.Response:
             "uptime_s": round(time.monotonic() - st.started, 3),
             "pid": os.getpid(),
             "requests": st.requests,
-            "decisions": {
-                "path": str(dlog.path) if dlog.path else None,
-                "written": dlog.written,
-                "failed": dlog.failed,
-                "last_error": dlog.last_error,
-            },
+            "decisions": st.decisions.status(),
         }
     )
 
