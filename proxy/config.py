@@ -89,6 +89,12 @@ class LogConfig:
     decisions: str = ""
     max_bytes: int = 20 * 1024 * 1024
     backups: int = 5
+    # The server log: empty means stderr (journald, a terminal).  A path: the proxy writes it
+    # itself, rotated at server_max_bytes with server_backups old files, and its stdout/stderr
+    # follow the current file (the installer points it at the proxy.log systemd appends to).
+    server: str = ""
+    server_max_bytes: int = 10 * 1024 * 1024
+    server_backups: int = 3
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ _PATH_KEYS = {
     ("listen", "pidfile"),
     ("routing", "classifier_prompt_file"),
     ("log", "decisions"),
+    ("log", "server"),
 }
 # Keys holding environment variable *names*: a value that looks like a secret is refused.
 _ENV_NAME_KEYS = {("listen", "key_env"), ("cloud", "key_env"), ("local", "key_env")}
@@ -150,6 +157,8 @@ _POSITIVE = {
     ("routing", "classify_max_tokens"),
     ("routing", "verdict_cache_size"),
     ("log", "max_bytes"),
+    ("log", "server_max_bytes"),
+    ("log", "server_backups"),
 }
 
 

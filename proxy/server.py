@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
@@ -31,6 +32,7 @@ from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
 from proxy.errors import error_response
 from proxy.health import LocalHealth
+from proxy.listener import SwitchyardRunner
 from proxy.local_path import LocalRequest, answer_local_or_fallback
 from proxy.routing import (
     NEED_CLASSIFICATION,
@@ -40,6 +42,7 @@ from proxy.routing import (
     Signals,
     decide,
 )
+from proxy.server_log import RateLimit, log_limited, one_line, setup_logging
 from proxy.tokens import estimate_request_tokens
 from proxy.validation import check_messages_body
 from proxy.verdict_cache import TurnMemory
@@ -94,6 +97,27 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             limit = request.app[STATE].cfg.listen.max_body_bytes
             return error_response(413, f"request body is larger than the {limit}-byte limit (listen.max_body_bytes)")
         return error_response(exc.status, exc.reason)
+    except ConnectionError:
+        raise  # the client is gone: there is nobody to answer
+    except Exception as exc:
+        # A bug, not the client's fault: answer in Anthropic's shape all the same, and keep the
+        # traceback (rate-limited: a client able to trigger it must not be able to flood the log).
+        log_limited(
+            log,
+            _UNEXPECTED,
+            logging.ERROR,
+            "%s %s -> 500: unexpected %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            one_line(exc),
+            exc_info=True,
+        )
+        return error_response(500, f"Switchyard failed on this request ({type(exc).__name__}); see its log")
+
+
+# Unexpected errors: a few tracebacks a minute is plenty to find the bug.
+_UNEXPECTED = RateLimit(limit=5, window_s=60.0)
 
 
 def _presented_key(request: web.Request) -> bytes:
@@ -457,13 +481,40 @@ def _use_fast_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def make_runner(app: web.Application) -> SwitchyardRunner:
+    """The runner ``serve`` and the tests use: Switchyard's HTTP layer, limits and timeouts."""
+    listen = app[STATE].cfg.listen
+    return SwitchyardRunner(
+        app,
+        shutdown_timeout=listen.shutdown_grace_s,
+    )
+
+
+async def run_until_signalled(app: web.Application) -> None:
+    listen = app[STATE].cfg.listen
+    runner = make_runner(app)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, listen.host, listen.port, backlog=512)
+        await site.start()
+        log.info("Switchyard %s listening on http://%s:%d", __version__, listen.host, listen.port)
+        await stop.wait()
+        log.info("Switchyard stopping")
+    finally:
+        await runner.cleanup()
+
+
 def serve(cfg: Config) -> int:
     """Run in the foreground until SIGTERM/SIGINT; in-flight answers get the grace period to finish."""
-    logging.basicConfig(
-        level=os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level = os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO")
+    try:
+        setup_logging(level, cfg.log.server, cfg.log.server_max_bytes, cfg.log.server_backups)
+    except OSError as exc:
+        return _fail(f"cannot write the server log {cfg.log.server}: {exc.strerror or exc}")
     listen = cfg.listen
     try:
         state = build_state(cfg)
@@ -484,16 +535,7 @@ def serve(cfg: Config) -> int:
     app = build_app(state)
     _use_fast_loop()
     try:
-        log.info("Switchyard %s listening on http://%s:%d", __version__, listen.host, listen.port)
-        web.run_app(
-            app,
-            host=listen.host,
-            port=listen.port,
-            shutdown_timeout=listen.shutdown_grace_s,
-            print=None,
-            access_log=None,
-            handle_signals=True,
-        )
+        asyncio.run(run_until_signalled(app))
     except OSError as exc:
         return _fail(f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}")
     finally:

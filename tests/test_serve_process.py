@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +24,16 @@ REPO = Path(__file__).resolve().parents[1]
 KEY = "serve-test-key"
 
 
-def write_config(tmp_path: Path, port: int, cloud_url: str = "http://127.0.0.1:9", host: str = "127.0.0.1") -> Path:
+def write_config(
+    tmp_path: Path,
+    port: int,
+    cloud_url: str = "http://127.0.0.1:9",
+    host: str = "127.0.0.1",
+    *,
+    local_url: str = "http://127.0.0.1:9/v1",
+    grace: float = 10,
+    log_lines: str = "",
+) -> Path:
     cfg = tmp_path / "config.toml"
     cfg.write_text(
         f"""
@@ -30,9 +41,9 @@ def write_config(tmp_path: Path, port: int, cloud_url: str = "http://127.0.0.1:9
 host = "{host}"
 port = {port}
 pidfile = "{tmp_path / "piddir" / "switchyard.pid"}"
-shutdown_grace_s = 10
+shutdown_grace_s = {grace}
 [local]
-base_url = "http://127.0.0.1:9/v1"
+base_url = "{local_url}"
 model = "local-model"
 [cloud]
 base_url = "{cloud_url}"
@@ -40,12 +51,13 @@ simple_model = "cloud-simple"
 complex_model = "cloud-complex"
 [log]
 decisions = "{tmp_path / "decisions.jsonl"}"
+{log_lines}
 """
     )
     return cfg
 
 
-def start(cfg: Path, env_key: str | None = KEY) -> subprocess.Popen[str]:
+def start(cfg: Path, env_key: str | None = KEY, *, stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
     if env_key is not None:
         env["SWITCHYARD_ROUTER_KEY"] = env_key
@@ -54,7 +66,7 @@ def start(cfg: Path, env_key: str | None = KEY) -> subprocess.Popen[str]:
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
@@ -179,3 +191,35 @@ def test_sigterm_lets_an_inflight_stream_finish(tmp_path: Path) -> None:
     assert code == 0, err
     assert b"message_stop" in result["body"], "the in-flight stream was cut by SIGTERM"
     assert b"event: error" not in result["body"]
+
+
+def test_the_server_log_is_rotated_and_stderr_follows_it(tmp_path: Path) -> None:
+    log_path = tmp_path / "proxy.log"
+    log_lines = f'server = "{log_path}"\nserver_max_bytes = 600\nserver_backups = 2'
+    port = free_port()
+    # As systemd's StandardError=append: does: stderr is the same file, appended.
+    with log_path.open("ab") as appended:
+        proc = start(write_config(tmp_path, port, log_lines=log_lines), stderr=appended)
+    try:
+        wait_up(port, proc)
+        for _ in range(3):
+            for _ in range(40):
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"GET / HTTP/1.x\r\nHost: x\r\n\r\n")
+                    s.recv(65536)
+            time.sleep(0.1)
+        assert log_path.with_name("proxy.log.2").exists()
+        # What the process writes to stdout/stderr lands in the current file, not a rotated one.
+        for fd in (1, 2):
+            assert os.readlink(f"/proc/{proc.pid}/fd/{fd}") == str(log_path)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    files = [log_path, log_path.with_name("proxy.log.1"), log_path.with_name("proxy.log.2")]
+    assert all(f.exists() for f in files), list(tmp_path.iterdir())
+    assert not log_path.with_name("proxy.log.3").exists()
+    for f in files:
+        assert f.stat().st_size <= 600 + 300, f  # the cap, plus at most the line that crossed it
+        assert "Traceback" not in f.read_text()
+    assert "Switchyard stopped" in log_path.read_text()  # the last lines are in the current file

@@ -1,0 +1,140 @@
+"""The HTTP layer under the app: malformed HTTP, connection limits, and what a dropped client means.
+
+aiohttp answers requests it cannot parse (broken chunked framing, overlong lines, HTTP/2 prefaces,
+bad ``Expect``) itself, before any middleware runs: in ``text/plain``, with a full traceback in the
+log for each one.  A client sending garbage in a loop wrote about 1.2 MB/s of tracebacks.  aiohttp
+has no setting for either, so :class:`SwitchyardRequestHandler` subclasses its ``RequestHandler``:
+
+* ``handle_error`` answers Anthropic error JSON (same status as aiohttp's) whose message names the
+  problem without echoing the client's bytes, and logs one line, rate-limited;
+* ``finish_response`` turns an ``HTTPException`` raised outside the middlewares (the router's
+  ``Expect`` handler) into the same JSON.
+
+:class:`SwitchyardServer` makes those handlers, and :class:`SwitchyardRunner` makes that server
+(aiohttp builds ``RequestHandler`` in ``Server.__call__`` and the server in
+``AppRunner._make_server``: those two are the hooks; ``tests/test_fault_suite.py`` fails if a new
+aiohttp moves them).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import http_exceptions, web, web_protocol
+
+from proxy.errors import error_response
+from proxy.server_log import RateLimit, log_limited, one_line
+
+log = logging.getLogger("switchyard.http")
+
+# Malformed requests: one line each, at most this many per window (then a count of the rest).
+_PROTOCOL_LOG = RateLimit(limit=20, window_s=10.0)
+
+
+# --- protocol errors ------------------------------------------------------------------------------
+
+_FIXED_WORDING: dict[type[BaseException], str] = {
+    http_exceptions.LineTooLong: "a request line or header is longer than the limit",
+    http_exceptions.BadHttpMethod: "the request does not start with an HTTP method (HTTPS or another protocol?)",
+    http_exceptions.InvalidURLError: "the request target is not a valid URL",
+}
+
+
+def describe_protocol_error(exc: BaseException | None, status: int) -> str:
+    """One line saying what was wrong with the request, without the client's bytes.
+
+    aiohttp's messages quote the offending input (a header line may hold a key), so only the part
+    before the quotation is kept: "Invalid character in chunk size:\\n\\n  b'zz'" → "Invalid
+    character in chunk size".
+    """
+    if exc is None:
+        return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "bad request"
+    for kind, wording in _FIXED_WORDING.items():
+        if isinstance(exc, kind):
+            return wording
+    text = getattr(exc, "message", None) or str(exc)
+    head = str(text).split("\n\n")[0]
+    head = head.split(": b'")[0].split(": bytearray(")[0].rstrip(":")
+    return one_line(head, 120) or type(exc).__name__
+
+
+def protocol_error_response(status: int, description: str) -> web.Response:
+    resp = error_response(status, f"malformed HTTP request: {description}")
+    resp.force_close()
+    return resp
+
+
+def _peer(request: web.BaseRequest) -> str:
+    try:
+        return str(request.remote or "?")
+    except Exception:  # no transport any more
+        return "?"
+
+
+class SwitchyardRequestHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler, answering in Anthropic's shape and logging one line per error."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        description = describe_protocol_error(exc, status)
+        log_limited(log, _PROTOCOL_LOG, logging.INFO, "%s from %s -> %d: %s", "malformed HTTP request",
+                    _peer(request), status, description)
+        if request.writer.output_size > 0:
+            # Part of an answer is out already: nothing well-formed can follow (aiohttp's rule too).
+            raise ConnectionError("response already started; cannot send an error response")
+        return protocol_error_response(status, description)
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        if isinstance(resp, web.HTTPException) and not resp.prepared:
+            # Raised before the middlewares ran (the router's Expect handler): same JSON as the rest.
+            description = one_line(resp.text or resp.reason, 120)
+            log_limited(log, _PROTOCOL_LOG, logging.INFO, "%s %s from %s -> %d: %s", request.method,
+                        request.path, _peer(request), resp.status, description)
+            converted = error_response(resp.status, description)
+            for name in ("Allow", "Retry-After"):
+                if name in resp.headers:
+                    converted.headers[name] = resp.headers[name]
+            resp = converted
+        return await super().finish_response(request, resp, start_time)
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # aiohttp's other error reports (an unhandled error in its own loop): one line, not a traceback.
+        exc = kw.get("exc_info")
+        detail = f": {type(exc).__name__}: {one_line(exc, 120)}" if isinstance(exc, BaseException) else ""
+        message = (args[0] % args[1:]) if args and len(args) > 1 else (args[0] if args else "error")
+        log_limited(log, _PROTOCOL_LOG, logging.WARNING, "%s%s", one_line(message, 200), detail)
+
+
+# --- the server --------------------------------------------------------------------------------
+
+
+class SwitchyardServer(web.Server):
+    """aiohttp's ``Server``, making :class:`SwitchyardRequestHandler` connections."""
+
+    def __call__(self) -> web_protocol.RequestHandler:
+        return SwitchyardRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class SwitchyardRunner(web.AppRunner):
+    """``AppRunner`` serving through :class:`SwitchyardServer`."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("access_log", None)
+        super().__init__(app, **kwargs)
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # Server.__init__ only stores what it was given; adopting the subclass keeps all of it.
+        server.__class__ = SwitchyardServer
+        return server

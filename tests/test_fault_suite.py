@@ -1,0 +1,187 @@
+"""Fault injection on the server side: protocol garbage over raw sockets, clients that vanish,
+connection floods.  Each kind is one parametrized case, so the README's fault-suite figures
+("kinds tried, clean, defects") are the cases here and in tests/test_server_faults.py; signals and
+descriptor limits need a real process and live in tests/test_serve_process.py.
+
+What every case checks: an answer in Anthropic's error shape where the connection allows one (or the
+answer the request deserves), at most one log line per fault and never a traceback, and a server
+that still answers /health afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web, web_protocol
+
+from proxy import listener
+from proxy.server_log import RateLimit
+from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
+from tests.rawhttp import exchange
+from tests.standins import AnthropicUpstream, OpenAILocal
+
+KEY = ROUTER_KEY.encode()
+BODY = json.dumps(messages_body(model="cloud")).encode()
+
+
+def _post(extra: bytes, body: bytes = BODY) -> bytes:
+    return (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + KEY
+        + b"\r\ncontent-type: application/json\r\n" + extra + b"\r\n" + body
+    )
+
+
+@dataclass(frozen=True)
+class Fault:
+    data: bytes
+    status: int  # what the answer's status must be
+    error: bool = True  # an Anthropic error body (False: a normal answer)
+
+
+# The twenty-odd ways a request can break HTTP itself.  aiohttp rejects them before the app runs.
+PROTOCOL_FAULTS: dict[str, Fault] = {
+    "bad chunk size": Fault(_post(b"Transfer-Encoding: chunked\r\n", b"zz\r\n"), 400),
+    "chunk data without CRLF": Fault(_post(b"Transfer-Encoding: chunked\r\n", b"4\r\nabcdXX\r\n0\r\n\r\n"), 400),
+    "chunk extension garbage": Fault(_post(b"Transfer-Encoding: chunked\r\n", b"4;\x01\r\nabcd\r\n0\r\n\r\n"), 400),
+    "chunked and Content-Length": Fault(
+        _post(b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n"), 400
+    ),
+    "unknown Transfer-Encoding": Fault(_post(b"Transfer-Encoding: gzip\r\n", b""), 400),
+    "Content-Length not a number": Fault(_post(b"Content-Length: abc\r\n"), 400),
+    "negative Content-Length": Fault(_post(b"Content-Length: -5\r\n"), 400),
+    "two Content-Lengths": Fault(_post(b"Content-Length: 5\r\nContent-Length: 6\r\n", b"abcdef"), 400),
+    "HTTP/2 preface": Fault(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
+    "TLS client hello": Fault(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40, 400),
+    "request line over 8 KB": Fault(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "header over 8 KB": Fault(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 400),
+    "200 headers": Fault(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n",
+                         400),
+    "header without colon": Fault(b"GET / HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", 400),
+    "space in header name": Fault(b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", 400),
+    "space before colon": Fault(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+    "NUL in header value": Fault(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400),
+    "obsolete line folding": Fault(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n", 400),
+    "bad HTTP version": Fault(b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400),
+    "bare LF line ends": Fault(b"GET / HTTP/1.1\nHost: x\n\n", 400),
+    "invalid method": Fault(b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "invalid URL": Fault(b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "NUL in path": Fault(b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "unknown Expect": Fault(_post(b"Expect: teapot\r\nContent-Length: %d\r\n" % len(BODY)), 417),
+    "unknown Expect on an unknown path": Fault(
+        b"POST /nope HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}", 417
+    ),
+    # Odd but valid: these get a real answer.
+    "HTTP/0.9-style request line": Fault(b"GET /\r\n\r\n", 200, error=False),
+    "HTTP/2.0 version on an HTTP/1 line": Fault(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 200, error=False),
+    "Upgrade: websocket on /health": Fault(
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nx-api-key: " + KEY
+        + b"\r\n\r\n", 200, error=False
+    ),
+    "Expect: 100-continue": Fault(_post(b"Expect: 100-continue\r\nContent-Length: %d\r\n" % len(BODY)), 200,
+                                  error=False),
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The protocol-error budget is per process; each test starts with a full one.
+    monkeypatch.setattr(listener, "_PROTOCOL_LOG", RateLimit(limit=20, window_s=10.0))
+
+
+@pytest.fixture
+def local() -> Iterator[OpenAILocal]:
+    with OpenAILocal() as srv:
+        yield srv
+
+
+@pytest.fixture
+def upstream() -> Iterator[AnthropicUpstream]:
+    with AnthropicUpstream() as srv:
+        yield srv
+
+
+@pytest.fixture
+def proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
+    cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url,
+                      local={"first_token_timeout_s": 1.0})
+    with ProxyThread(cfg) as p:
+        yield p
+
+
+def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+@pytest.mark.parametrize("name", list(PROTOCOL_FAULTS))
+def test_protocol_garbage_gets_anthropic_json_and_one_log_line(
+    proxy: ProxyThread, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    fault = PROTOCOL_FAULTS[name]
+    with caplog.at_level(logging.INFO):
+        r = exchange(proxy.url, fault.data, timeout=10)
+    assert r.status == fault.status, (name, r.raw[:300])
+    if fault.error:
+        assert r.headers["content-type"].startswith("application/json"), r.raw[:300]
+        data = r.json()
+        assert data["type"] == "error" and data["error"]["type"] in ("invalid_request_error",)
+        message = data["error"]["message"]
+        assert message and "\n" not in message and "\\x" not in message
+    assert _tracebacks(caplog) == []
+    assert len([rec for rec in caplog.records if rec.name.startswith(("switchyard.http", "aiohttp"))]) <= 1
+    assert httpx.get(proxy.url + "/health", headers=proxy.headers()).status_code == 200
+
+
+def test_a_client_sending_garbage_in_a_loop_cannot_flood_the_log(
+    proxy: ProxyThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: a ~500-byte traceback per request (about 1.2 MB/s from one client).
+    with caplog.at_level(logging.INFO):
+        for _ in range(300):
+            r = exchange(proxy.url, PROTOCOL_FAULTS["bad chunk size"].data, timeout=10)
+            assert r.status == 400
+    lines = [rec for rec in caplog.records if rec.name == "switchyard.http"]
+    assert 1 <= len(lines) <= 22  # the budget of 20 per 10 s, and a count of what was dropped
+    assert sum(len(rec.getMessage()) for rec in lines) < 5000
+    assert _tracebacks(caplog) == []
+
+
+def test_no_secret_from_a_malformed_header_reaches_the_log_or_the_answer(
+    proxy: ProxyThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = b"sk-secret-in-a-broken-header"
+    with caplog.at_level(logging.INFO):
+        r = exchange(proxy.url, b"GET /health HTTP/1.1\r\nHost: x\r\nx-api-key: " + secret + b"\x00\r\n\r\n")
+    assert r.status == 400
+    assert secret not in r.body
+    assert all(secret.decode() not in rec.getMessage() for rec in caplog.records)
+
+
+def test_the_protocol_hooks_are_where_this_aiohttp_has_them() -> None:
+    # Switchyard's HTTP layer overrides these aiohttp internals; a release that moves them must fail here.
+    for name in ("handle_error", "finish_response", "log_exception", "_request_in_progress", "_messages"):
+        assert hasattr(web_protocol.RequestHandler, name), name
+    assert hasattr(web.AppRunner, "_make_server") and "__call__" in vars(web.Server)
+
+
+def test_a_bug_in_a_handler_is_a_500_in_anthropic_json_with_a_bounded_traceback(
+    proxy: ProxyThread, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxy import server
+
+    def broken(body: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(server, "estimate_request_tokens", broken)
+    monkeypatch.setattr(server, "_UNEXPECTED", RateLimit(limit=5, window_s=60.0))
+    with caplog.at_level(logging.INFO):
+        for _ in range(20):
+            r = httpx.post(proxy.url + "/v1/messages/count_tokens", headers=proxy.headers(), json=messages_body())
+            assert r.status_code == 500 and r.json()["error"]["type"] == "api_error", r.text
+            assert "RuntimeError" in r.json()["error"]["message"]
+    assert 1 <= len([rec for rec in caplog.records if rec.exc_info]) <= 5  # a few tracebacks, not one each
