@@ -13,7 +13,8 @@ has no setting for either, so :class:`SwitchyardRequestHandler` subclasses its `
 :class:`SwitchyardServer` makes those handlers, and :class:`SwitchyardRunner` makes that server
 (aiohttp builds ``RequestHandler`` in ``Server.__call__`` and the server in
 ``AppRunner._make_server``: those two are the hooks; ``tests/test_fault_suite.py`` fails if a new
-aiohttp moves them).
+aiohttp moves them).  Handler cancellation is on: when a client disconnects, its request's task is
+cancelled, so nothing keeps working (or paying the cloud) for nobody.
 """
 
 from __future__ import annotations
@@ -127,9 +128,10 @@ class SwitchyardServer(web.Server):
 
 
 class SwitchyardRunner(web.AppRunner):
-    """``AppRunner`` serving through :class:`SwitchyardServer`."""
+    """``AppRunner`` serving through :class:`SwitchyardServer`, with handler cancellation on."""
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("handler_cancellation", True)
         kwargs.setdefault("access_log", None)
         super().__init__(app, **kwargs)
 

@@ -308,14 +308,16 @@ async def answer_cloud(
         record.detail = f"cloud failed after {exc.attempts} attempt(s): {exc.body['error']['message']}"[:300]
         return web.json_response(exc.body, status=exc.status)
     stats = RelayStats()
-    out = await relay(request, resp, first, stats, started, {"x-switchyard-route": "cloud"})
-    record.status = stats.status
-    record.ttft_ms = stats.ttft_ms
-    record.input_tokens = stats.input_tokens
-    record.output_tokens = stats.output_tokens
-    if stats.truncated:
-        record.detail = stats.truncated
-    return out
+    try:
+        return await relay(request, resp, first, stats, started, {"x-switchyard-route": "cloud"})
+    finally:
+        # Also when the relay is cut short (client gone, shutdown): the record says how far it got.
+        record.status = stats.status
+        record.ttft_ms = stats.ttft_ms
+        record.input_tokens = stats.input_tokens
+        record.output_tokens = stats.output_tokens
+        if stats.truncated:
+            record.detail = stats.truncated
 
 
 def _cloud_bytes(raw: bytes, body: dict[str, Any], model: str, modified: bool) -> bytes:
@@ -398,15 +400,31 @@ async def messages(request: web.Request) -> web.StreamResponse:
         record.status = exc.status
         record.detail = str(exc)[:300]
         raise
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        # The client went away mid-answer; nothing left to send.
-        record.detail = (record.detail or "") + " client disconnected"
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when its client disconnects (handler_cancellation): whatever
+        # was under way (a held local answer, a cloud call, its retries) stops here, unbilled.
+        _client_gone(record)
+        raise
+    except ConnectionError:
+        # A write to a client that has just gone (before aiohttp noticed and cancelled us).
+        _client_gone(record)
         raise
     finally:
         record.total_ms = (time.monotonic() - started) * 1000
         if not record.status:
             record.status = 499  # no answer was completed (client gone or cancelled)
         st.decisions.write(record)
+
+
+def _client_gone(record: DecisionRecord) -> None:
+    # 499 (nginx's "client closed request") even when headers were sent: the answer never completed.
+    sent = f" after {record.status} was sent" if record.status else ""
+    record.status = 499
+    record.detail = _join_detail(record.detail, f"the client went away before the answer was complete{sent}")
+
+
+def _join_detail(first: str | None, second: str) -> str:
+    return (f"{first}; {second}" if first else second)[:300]
 
 
 # --- app -----------------------------------------------------------------------------------------

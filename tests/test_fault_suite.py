@@ -10,8 +10,10 @@ that still answers /health afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +23,15 @@ import pytest
 from aiohttp import web, web_protocol
 
 from proxy import listener
+from proxy.config import LocalConfig
+from proxy.health import LocalHealth
 from proxy.server_log import RateLimit
 from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
-from tests.rawhttp import exchange
+from tests.rawhttp import exchange, host_port, request_bytes
 from tests.standins import AnthropicUpstream, OpenAILocal
+from tests.standins.anthropic_upstream import StallReply
+from tests.standins.openai_local import ChunkReply, chat_chunks
+from tests.standins.openai_local import StallReply as LocalStall
 
 KEY = ROUTER_KEY.encode()
 BODY = json.dumps(messages_body(model="cloud")).encode()
@@ -185,3 +192,87 @@ def test_a_bug_in_a_handler_is_a_500_in_anthropic_json_with_a_bounded_traceback(
             assert r.status_code == 500 and r.json()["error"]["type"] == "api_error", r.text
             assert "RuntimeError" in r.json()["error"]["message"]
     assert 1 <= len([rec for rec in caplog.records if rec.exc_info]) <= 5  # a few tracebacks, not one each
+
+
+# --- a client that goes away ---------------------------------------------------------------------
+
+def _open_request(url: str, body: dict[str, object]) -> socket.socket:
+    data = json.dumps(body).encode()
+    s = socket.create_connection(host_port(url), timeout=10)
+    s.sendall(request_bytes("POST", "/v1/messages",
+                            {"x-api-key": ROUTER_KEY, "content-type": "application/json"}, data))
+    return s
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_that_leaves_while_the_local_answer_is_held_costs_no_cloud_call(
+    proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream, stream: bool
+) -> None:
+    local.script(LocalStall(None))  # the local model never answers
+    s = _open_request(proxy.url, messages_body(model="local", stream=stream))
+    local.wait_for_requests(1, tag="chat")
+    s.close()  # the client gives up while its answer is held
+    [rec] = proxy.decisions(1, timeout=20)
+    assert rec["status"] == 499 and "client went away" in rec["detail"], rec
+    assert rec["fallback"] is None
+    # The record is written when the handler ends: no fallback can come after it.
+    assert upstream.requests_tagged("messages") == []
+
+
+def test_a_client_that_leaves_during_cloud_retries_stops_them(
+    proxy: ProxyThread, upstream: AnthropicUpstream
+) -> None:
+    upstream.script(StallReply(None))  # the cloud never answers the first attempt
+    s = _open_request(proxy.url, messages_body(model="cloud"))
+    upstream.wait_for_requests(1, tag="messages")
+    s.close()
+    [rec] = proxy.decisions(1, timeout=20)
+    assert rec["status"] == 499 and "client went away" in rec["detail"], rec
+    assert len(upstream.requests_tagged("messages")) == 1
+
+
+def test_a_client_that_leaves_mid_stream_is_recorded_as_gone(
+    proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream
+) -> None:
+    local.script(ChunkReply(chat_chunks(text="a long answer " * 50, piece=4), delay=0.05))
+    s = _open_request(proxy.url, messages_body(model="local", stream=True))
+    head = b""
+    while b"content_block_delta" not in head:  # headers and the first content are out
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200")
+    s.close()
+    [rec] = proxy.decisions(1, timeout=20)
+    assert rec["status"] == 499 and "after 200 was sent" in rec["detail"], rec
+    assert upstream.requests_tagged("messages") == []
+
+
+async def test_a_shared_health_probe_survives_the_request_that_started_it() -> None:
+    release = asyncio.Event()
+
+    async def slow_models(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"data": []})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", slow_models)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    health = LocalHealth(LocalConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", health_timeout_s=10), 5.0)
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        first = asyncio.create_task(health.is_up(session))  # starts the probe
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(health.is_up(session))  # waits on the same probe
+        await asyncio.sleep(0.05)
+        first.cancel()  # its client went away
+        release.set()
+        assert await asyncio.wait_for(second, 10) is True
+        assert health.checks == 1
+        await health.close()
+    await runner.cleanup()
