@@ -8,6 +8,7 @@ record per routed request.  The decisions themselves are made in ``proxy.routing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import logging
@@ -30,7 +31,7 @@ from proxy.cloud import CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
-from proxy.errors import error_response
+from proxy.errors import error_body, error_response
 from proxy.health import LocalHealth
 from proxy.listener import SwitchyardRunner
 from proxy.local_path import LocalRequest, answer_local_or_fallback
@@ -43,6 +44,7 @@ from proxy.routing import (
     decide,
 )
 from proxy.server_log import RateLimit, log_limited, one_line, setup_logging
+from proxy.sse import encode_event
 from proxy.tokens import estimate_request_tokens
 from proxy.validation import check_messages_body
 from proxy.verdict_cache import TurnMemory
@@ -66,9 +68,16 @@ class State:
     requests: int = 0  # Messages requests that passed the input checks (each gets a decision record)
     cloud_session: aiohttp.ClientSession | None = None
     local_session: aiohttp.ClientSession | None = None
+    # Messages requests being answered (their handler tasks), for the drain at shutdown.
+    inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Set when the shutdown grace period is over and the answers still running are being cut.
+    cutting: bool = False
 
 
 STATE: web.AppKey[State] = web.AppKey("state", State)
+# The response a request's handler prepared (relay and stream_local make their own): what a
+# shutdown cut writes its closing error event into.
+PREPARED: web.RequestKey[web.StreamResponse] = web.RequestKey("switchyard_prepared", web.StreamResponse)
 
 
 class BadRequest(Exception):
@@ -386,6 +395,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
         session=facts.session,
         stream=facts.stream,
     )
+    task = asyncio.current_task()
+    assert task is not None
+    st.inflight.add(task)
     try:
         decision = await _decide(st, facts, record)
         record.reason = decision.reason
@@ -401,6 +413,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
         record.detail = str(exc)[:300]
         raise
     except asyncio.CancelledError:
+        if st.cutting and request.transport is not None:
+            # Our own cut at the end of the shutdown grace period: the client is still there.
+            task.uncancel()
+            return await _end_for_shutdown(request, st, record)
         # aiohttp cancels the handler when its client disconnects (handler_cancellation): whatever
         # was under way (a held local answer, a cloud call, its retries) stops here, unbilled.
         _client_gone(record)
@@ -410,6 +426,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         _client_gone(record)
         raise
     finally:
+        st.inflight.discard(task)
         record.total_ms = (time.monotonic() - started) * 1000
         if not record.status:
             record.status = 499  # no answer was completed (client gone or cancelled)
@@ -425,6 +442,69 @@ def _client_gone(record: DecisionRecord) -> None:
 
 def _join_detail(first: str | None, second: str) -> str:
     return (f"{first}; {second}" if first else second)[:300]
+
+
+SHUTDOWN_MESSAGE = "Switchyard is shutting down; retry the request"
+
+
+async def _end_for_shutdown(request: web.Request, st: State, record: DecisionRecord) -> web.StreamResponse:
+    """Finish a request cut at shutdown: a 503 if nothing was sent, else a closing error event."""
+    grace = st.cfg.listen.shutdown_grace_s
+    prepared: web.StreamResponse | None = request.get(PREPARED)
+    record.status = 503
+    if prepared is None:
+        record.detail = _join_detail(record.detail, f"not answered within the {grace:g} s shutdown grace period")
+        resp = error_response(503, SHUTDOWN_MESSAGE)
+        resp.headers["Retry-After"] = "1"
+        resp.force_close()
+        return resp
+    if prepared.content_type == "text/event-stream":
+        # The blank line first: a frame the upstream had only half sent is ended (an SSE parser drops
+        # an event without data, and a complete one is unaffected), so the error event is one of its own.
+        event = b"\n\n" + encode_event("error", error_body(503, f"{SHUTDOWN_MESSAGE}: the answer was cut off"))
+        with contextlib.suppress(RuntimeError, ConnectionError):  # already ended, or the client left
+            await prepared.write(event)
+            await prepared.write_eof()
+        what = "stream ended with an error event"
+    else:
+        prepared.force_close()
+        what = "body cut short"
+    record.detail = _join_detail(
+        record.detail, f"cut at shutdown after the {grace:g} s grace period ({prepared.status} had been sent; {what})"
+    )
+    return prepared
+
+
+async def _remember_prepared(request: web.Request, response: web.StreamResponse) -> None:
+    request[PREPARED] = response
+
+
+async def _drain(app: web.Application) -> None:
+    """At shutdown (listening stopped, idle connections closed): let answers finish, then cut them.
+
+    Answers still running ``margin`` seconds before ``listen.shutdown_grace_s`` is over are
+    cancelled; each then ends with a well-formed Anthropic error (a 503, or an ``error`` event on a
+    stream) and a decision record that says so, all within the grace period.
+    """
+    st = app[STATE]
+    grace = st.cfg.listen.shutdown_grace_s
+    margin = cut_margin_s(grace)
+    if not st.inflight:
+        return
+    log.info("shutting down: %d answer(s) in flight get up to %g s to finish", len(st.inflight), grace)
+    await asyncio.wait(set(st.inflight), timeout=grace - margin)
+    if not st.inflight:
+        return
+    st.cutting = True
+    log.warning("shutting down: cutting %d answer(s) still running after %g s", len(st.inflight), grace - margin)
+    for task in list(st.inflight):
+        task.cancel()
+    await asyncio.wait(set(st.inflight), timeout=margin)
+
+
+def cut_margin_s(grace: float) -> float:
+    """Time kept at the end of the grace period to end cut answers properly."""
+    return min(2.0, grace / 4)
 
 
 # --- app -----------------------------------------------------------------------------------------
@@ -468,6 +548,8 @@ def build_app(state: State) -> web.Application:
     )
     app[STATE] = state
     app.cleanup_ctx.append(_sessions)
+    app.on_response_prepare.append(_remember_prepared)
+    app.on_shutdown.append(_drain)
     app.router.add_route("HEAD", "/", root)
     app.router.add_get("/", root, allow_head=False)
     app.router.add_get("/health", health)
@@ -504,7 +586,9 @@ def make_runner(app: web.Application) -> SwitchyardRunner:
     listen = app[STATE].cfg.listen
     return SwitchyardRunner(
         app,
-        shutdown_timeout=listen.shutdown_grace_s,
+        # The drain (on_shutdown) has already ended every answer within the grace period; this
+        # only bounds aiohttp's own wait for whatever is left.
+        shutdown_timeout=cut_margin_s(listen.shutdown_grace_s),
     )
 
 
@@ -521,7 +605,7 @@ async def run_until_signalled(app: web.Application) -> None:
         await site.start()
         log.info("Switchyard %s listening on http://%s:%d", __version__, listen.host, listen.port)
         await stop.wait()
-        log.info("Switchyard stopping")
+        log.info("Switchyard stopping: %d answer(s) in flight", len(app[STATE].inflight))
     finally:
         await runner.cleanup()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,9 +17,10 @@ import httpx
 import pytest
 
 from proxy import pidfile
-from tests.standins import AnthropicUpstream
-from tests.standins.anthropic_upstream import text_reply
+from tests.standins import AnthropicUpstream, OpenAILocal
+from tests.standins.anthropic_upstream import StallReply, text_reply
 from tests.standins.base import free_port
+from tests.standins.openai_local import ChunkReply, chat_chunks
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "serve-test-key"
@@ -191,6 +193,77 @@ def test_sigterm_lets_an_inflight_stream_finish(tmp_path: Path) -> None:
     assert code == 0, err
     assert b"message_stop" in result["body"], "the in-flight stream was cut by SIGTERM"
     assert b"event: error" not in result["body"]
+
+
+def _records(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "decisions.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _stream_in_thread(url: str, body: dict[str, Any], out: dict[str, Any], key: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            r = httpx.post(url, json=body, headers={"x-api-key": KEY}, timeout=60)
+            out[key] = (r.status_code, r.content)
+        except httpx.HTTPError as exc:
+            out[key] = (0, repr(exc).encode())
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def _sse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """Parse an SSE body strictly: every frame has an event and JSON data; blank frames are skipped."""
+    events = []
+    for frame in raw.decode().split("\n\n"):
+        lines = [line for line in frame.split("\n") if line]
+        if not lines:
+            continue
+        fields = dict(line.split(": ", 1) for line in lines)
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_sigterm_past_the_grace_period_ends_streams_with_an_error_event_and_records_503(tmp_path: Path) -> None:
+    with AnthropicUpstream() as up, OpenAILocal() as local:
+        up.script(text_reply("slow cloud answer " * 40, event_delay=0.3), StallReply(None))
+        local.script(ChunkReply(chat_chunks(text="slow local answer " * 40, piece=6), delay=0.3))
+        port = free_port()
+        proc = start(write_config(tmp_path, port, cloud_url=up.url, local_url=local.v1_url, grace=3))
+        wait_up(port, proc)
+        url = f"http://127.0.0.1:{port}/v1/messages"
+        out: dict[str, Any] = {}
+
+        def body(model: str, stream: bool = True) -> dict[str, Any]:
+            return {"model": model, "max_tokens": 10, "stream": stream, "messages": [{"role": "user", "content": "x"}]}
+
+        threads = [
+            _stream_in_thread(url, body("cloud"), out, "cloud"),
+            _stream_in_thread(url, body("local"), out, "local"),
+        ]
+        up.wait_for_requests(1, tag="messages")
+        local.wait_for_requests(1, tag="chat")
+        threads.append(_stream_in_thread(url, body("cloud", stream=False), out, "held"))
+        up.wait_for_requests(2, tag="messages")  # the third is held: the cloud stalls
+        code, err = stop(proc)
+        for t in threads:
+            t.join(60)
+    assert code == 0, err
+    for name in ("cloud", "local"):
+        status, raw = out[name]
+        assert status == 200, (name, raw[-300:])
+        events = _sse_events(raw)  # well-formed to the last byte
+        assert events[0][0] == "message_start" and events[-1][0] == "error", (name, events[-3:])
+        assert "shutting down" in events[-1][1]["error"]["message"]
+        assert "message_stop" not in [e for e, _ in events]
+    status, raw = out["held"]
+    assert status == 503 and json.loads(raw)["error"]["message"].startswith("Switchyard is shutting down")
+    recs = _records(tmp_path)
+    assert len(recs) == 3
+    assert all(r["status"] == 503 and "shutdown" in r["detail"] for r in recs), recs
+    assert "cutting 3 answer(s)" in err
+
 
 
 def test_the_server_log_is_rotated_and_stderr_follows_it(tmp_path: Path) -> None:
