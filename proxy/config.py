@@ -39,6 +39,11 @@ class ListenConfig:
     shutdown_grace_s: float = 20.0
     # A client that stops sending its body half-way gets 408 after this long.
     body_read_timeout_s: float = 30.0
+    # Client connections accepted at once (kept below the descriptor limit, which is raised to its
+    # hard limit at start); over it, idle keep-alive connections are closed first.
+    max_connections: int = 1000
+    # An idle keep-alive connection is closed after this long.
+    idle_timeout_s: float = 75.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,8 @@ _POSITIVE = {
     ("listen", "port"),
     ("listen", "max_body_bytes"),
     ("listen", "body_read_timeout_s"),
+    ("listen", "max_connections"),
+    ("listen", "idle_timeout_s"),
     ("local", "max_output_tokens"),
     ("local", "connect_timeout_s"),
     ("local", "first_token_timeout_s"),

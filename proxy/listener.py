@@ -8,18 +8,29 @@ has no setting for either, so :class:`SwitchyardRequestHandler` subclasses its `
 * ``handle_error`` answers Anthropic error JSON (same status as aiohttp's) whose message names the
   problem without echoing the client's bytes, and logs one line, rate-limited;
 * ``finish_response`` turns an ``HTTPException`` raised outside the middlewares (the router's
-  ``Expect`` handler) into the same JSON.
+  ``Expect`` handler) into the same JSON;
+* ``connection_made`` enforces the connection cap (below).
 
 :class:`SwitchyardServer` makes those handlers, and :class:`SwitchyardRunner` makes that server
 (aiohttp builds ``RequestHandler`` in ``Server.__call__`` and the server in
 ``AppRunner._make_server``: those two are the hooks; ``tests/test_fault_suite.py`` fails if a new
 aiohttp moves them).  Handler cancellation is on: when a client disconnects, its request's task is
 cancelled, so nothing keeps working (or paying the cloud) for nobody.
+
+Connections are capped below the descriptor limit, which is raised to its hard limit at start:
+1,100 idle connections used to exhaust a 1,024-descriptor limit, after which every new request was
+closed unanswered.  Over the cap, idle keep-alive connections are closed first (oldest first; HTTP
+allows closing an idle connection at any time); when every connection is busy, a new one is answered
+503 Anthropic JSON on its first request (or closed when it sends nothing for a few seconds), and
+far over the cap it is closed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import resource
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -32,6 +43,10 @@ log = logging.getLogger("switchyard.http")
 
 # Malformed requests: one line each, at most this many per window (then a count of the rest).
 _PROTOCOL_LOG = RateLimit(limit=20, window_s=10.0)
+# A connection over the cap that sends nothing is closed after this long.
+OVER_CAPACITY_IDLE_S = 5.0
+# Beyond the cap by this many, a new connection is closed at once: it would only hold a descriptor.
+OVER_CAPACITY_SLACK = 32
 
 
 # --- protocol errors ------------------------------------------------------------------------------
@@ -77,7 +92,11 @@ def _peer(request: web.BaseRequest) -> str:
 class SwitchyardRequestHandler(web_protocol.RequestHandler):
     """aiohttp's connection handler, answering in Anthropic's shape and logging one line per error."""
 
-    __slots__ = ()
+    __slots__ = ("over_capacity",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.over_capacity = False
 
     def handle_error(
         self,
@@ -117,26 +136,126 @@ class SwitchyardRequestHandler(web_protocol.RequestHandler):
         log_limited(log, _PROTOCOL_LOG, logging.WARNING, "%s%s", one_line(message, 200), detail)
 
 
-# --- the server --------------------------------------------------------------------------------
+# --- the server and its connections ---------------------------------------------------------------
+
+
+@dataclass
+class ConnectionStats:
+    """The connection cap and what it did, shared with the app for /health."""
+
+    max: int
+    open: int = 0
+    closed_idle: int = 0  # idle keep-alive connections closed to make room
+    refused: int = 0  # connections answered 503 (or closed) because every slot was busy
+
+    def as_json(self) -> dict[str, int]:
+        return {"open": self.open, "max": self.max, "closed_idle": self.closed_idle, "refused": self.refused}
 
 
 class SwitchyardServer(web.Server):
-    """aiohttp's ``Server``, making :class:`SwitchyardRequestHandler` connections."""
+    """aiohttp's ``Server``, making :class:`SwitchyardRequestHandler` connections under a cap."""
+
+    stats: ConnectionStats
 
     def __call__(self) -> web_protocol.RequestHandler:
         return SwitchyardRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def connection_lost(self, handler: web_protocol.RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self.stats.open = max(0, self.stats.open - 1)
+
+    def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self.stats.open += 1
+        excess = self.stats.open - self.stats.max
+        if excess <= 0:
+            return
+        for other in list(self._connections):  # insertion order: oldest first
+            if excess <= 0:
+                break
+            if other is not handler and other.transport is not None and _idle(other):
+                other.force_close()  # connection_lost follows at once and counts it out
+                self.stats.closed_idle += 1
+                excess -= 1
+        if excess <= 0:
+            return
+        self.stats.refused += 1
+        if excess > OVER_CAPACITY_SLACK:
+            transport.close()
+            return
+        if isinstance(handler, SwitchyardRequestHandler):
+            handler.over_capacity = True
+        self._loop.call_later(OVER_CAPACITY_IDLE_S, _close_if_idle, handler)
+
+
+def _idle(handler: web_protocol.RequestHandler) -> bool:
+    """No request being handled and none queued: closing it loses nothing."""
+    return not handler._request_in_progress and not handler._messages
+
+
+def _close_if_idle(handler: web_protocol.RequestHandler) -> None:
+    if handler.transport is not None and _idle(handler):
+        handler.force_close()
+
+
+@web.middleware
+async def capacity_middleware(
+    request: web.Request, handler: Any
+) -> web.StreamResponse:
+    """The first request on a connection accepted over the cap: 503, and the connection closes."""
+    protocol = request.protocol
+    if isinstance(protocol, SwitchyardRequestHandler) and protocol.over_capacity:
+        resp = error_response(503, "Switchyard has too many open connections; retry in a moment")
+        resp.headers["Retry-After"] = "1"
+        resp.force_close()
+        return resp
+    response: web.StreamResponse = await handler(request)
+    return response
 
 
 class SwitchyardRunner(web.AppRunner):
     """``AppRunner`` serving through :class:`SwitchyardServer`, with handler cancellation on."""
 
-    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+    def __init__(self, app: web.Application, *, stats: ConnectionStats, **kwargs: Any) -> None:
         kwargs.setdefault("handler_cancellation", True)
         kwargs.setdefault("access_log", None)
         super().__init__(app, **kwargs)
+        self._stats = stats
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # Server.__init__ only stores what it was given; adopting the subclass keeps all of it.
         server.__class__ = SwitchyardServer
+        assert isinstance(server, SwitchyardServer)
+        server.stats = self._stats
         return server
+
+
+# --- descriptors ----------------------------------------------------------------------------------
+
+# Descriptors kept free for everything but client connections: the two upstream pools (cloud 200,
+# local 64), the listening socket, the log files, the event loop's own.
+DESCRIPTOR_RESERVE = 200 + 64 + 64
+MIN_CONNECTIONS = 16
+
+
+def raise_descriptor_limit() -> int:
+    """Raise RLIMIT_NOFILE's soft limit to its hard limit (at most 2**20); returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    target = min(target, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def connection_cap(configured: int, descriptor_limit: int) -> int:
+    """How many client connections to accept: the configured cap, kept below the descriptor limit."""
+    room = descriptor_limit - DESCRIPTOR_RESERVE
+    if room < MIN_CONNECTIONS:
+        room = max(MIN_CONNECTIONS, descriptor_limit // 4)
+    return max(1, min(configured, room))

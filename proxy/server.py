@@ -33,7 +33,13 @@ from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
 from proxy.errors import error_body, error_response
 from proxy.health import LocalHealth
-from proxy.listener import SwitchyardRunner
+from proxy.listener import (
+    ConnectionStats,
+    SwitchyardRunner,
+    capacity_middleware,
+    connection_cap,
+    raise_descriptor_limit,
+)
 from proxy.local_path import LocalRequest, answer_local_or_fallback
 from proxy.routing import (
     NEED_CLASSIFICATION,
@@ -64,6 +70,7 @@ class State:
     health: LocalHealth
     memory: TurnMemory
     decisions: DecisionLog
+    connections: ConnectionStats
     started: float = field(default_factory=time.monotonic)
     requests: int = 0  # Messages requests that passed the input checks (each gets a decision record)
     cloud_session: aiohttp.ClientSession | None = None
@@ -201,6 +208,7 @@ async def health(request: web.Request) -> web.Response:
             "pid": os.getpid(),
             "requests": st.requests,
             "decisions": st.decisions.status(),
+            "connections": st.connections.as_json(),
         }
     )
 
@@ -521,6 +529,7 @@ def build_state(cfg: Config, environ: dict[str, str] | None = None) -> State:
         health=LocalHealth(cfg.local, cfg.routing.health_cache_s, cfg.local_key(env)),
         memory=TurnMemory(cfg.routing.verdict_cache_size),
         decisions=DecisionLog(cfg.log.decisions, cfg.log.max_bytes, cfg.log.backups),
+        connections=ConnectionStats(max=cfg.listen.max_connections),
     )
 
 
@@ -543,7 +552,7 @@ async def _sessions(app: web.Application) -> Any:
 
 def build_app(state: State) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[capacity_middleware, errors_middleware, auth_middleware],
         client_max_size=state.cfg.listen.max_body_bytes,
     )
     app[STATE] = state
@@ -583,12 +592,15 @@ def _use_fast_loop() -> None:
 
 def make_runner(app: web.Application) -> SwitchyardRunner:
     """The runner ``serve`` and the tests use: Switchyard's HTTP layer, limits and timeouts."""
-    listen = app[STATE].cfg.listen
+    st = app[STATE]
+    listen = st.cfg.listen
     return SwitchyardRunner(
         app,
+        stats=st.connections,
         # The drain (on_shutdown) has already ended every answer within the grace period; this
         # only bounds aiohttp's own wait for whatever is left.
         shutdown_timeout=cut_margin_s(listen.shutdown_grace_s),
+        keepalive_timeout=listen.idle_timeout_s,
     )
 
 
@@ -603,7 +615,13 @@ async def run_until_signalled(app: web.Application) -> None:
     try:
         site = web.TCPSite(runner, listen.host, listen.port, backlog=512)
         await site.start()
-        log.info("Switchyard %s listening on http://%s:%d", __version__, listen.host, listen.port)
+        log.info(
+            "Switchyard %s listening on http://%s:%d (up to %d connections)",
+            __version__,
+            listen.host,
+            listen.port,
+            app[STATE].connections.max,
+        )
         await stop.wait()
         log.info("Switchyard stopping: %d answer(s) in flight", len(app[STATE].inflight))
     finally:
@@ -634,6 +652,16 @@ def serve(cfg: Config) -> int:
         if other is not None:
             return _fail(f"already running as PID {other} (pidfile {listen.pidfile}); stop it first")
         pidfile.write_pidfile(listen.pidfile)
+    descriptors = raise_descriptor_limit()
+    cap = connection_cap(listen.max_connections, descriptors)
+    if cap < listen.max_connections:
+        log.warning(
+            "the descriptor limit (%d) leaves room for %d client connections, not listen.max_connections=%d",
+            descriptors,
+            cap,
+            listen.max_connections,
+        )
+    state.connections.max = cap
     app = build_app(state)
     _use_fast_loop()
     try:

@@ -14,6 +14,8 @@ import asyncio
 import json
 import logging
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from proxy.server_log import RateLimit
 from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
 from tests.rawhttp import exchange, host_port, request_bytes
 from tests.standins import AnthropicUpstream, OpenAILocal
-from tests.standins.anthropic_upstream import StallReply
+from tests.standins.anthropic_upstream import StallReply, text_reply
 from tests.standins.openai_local import ChunkReply, chat_chunks
 from tests.standins.openai_local import StallReply as LocalStall
 
@@ -276,3 +278,78 @@ async def test_a_shared_health_probe_survives_the_request_that_started_it() -> N
         assert health.checks == 1
         await health.close()
     await runner.cleanup()
+
+
+# --- too many connections ------------------------------------------------------------------------
+
+def _idle_connections(url: str, n: int) -> list[socket.socket]:
+    return [socket.create_connection(host_port(url), timeout=10) for _ in range(n)]
+
+
+def _closed_by_server(s: socket.socket, timeout: float = 5.0) -> bool:
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_over_the_cap_idle_connections_are_closed_first(tmp_path: Path, upstream: AnthropicUpstream) -> None:
+    cfg = make_config(tmp_path, cloud_url=upstream.url, listen={"max_connections": 3})
+    with ProxyThread(cfg) as p:
+        idle = _idle_connections(p.url, 3)
+        try:
+            deadline = time.monotonic() + 10
+            while p.state.connections.open < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            r = httpx.post(p.url + "/v1/messages", headers=p.headers(), json=messages_body(model="cloud"), timeout=30)
+            assert r.status_code == 200
+            assert _closed_by_server(idle[0])  # the oldest idle one made room
+            assert p.state.connections.closed_idle >= 1 and p.state.connections.refused == 0
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_when_every_connection_is_busy_a_new_one_gets_503_json(
+    tmp_path: Path, upstream: AnthropicUpstream
+) -> None:
+    cfg = make_config(tmp_path, cloud_url=upstream.url, listen={"max_connections": 2})
+    upstream.script(StallReply(None), StallReply(None))
+    with ProxyThread(cfg) as p:
+        busy = [_open_request(p.url, messages_body(model="cloud")) for _ in range(2)]
+        try:
+            upstream.wait_for_requests(2, tag="messages")
+            r = exchange(p.url, request_bytes("GET", "/health", {"x-api-key": ROUTER_KEY}))
+            assert r.status == 503 and r.headers.get("retry-after") == "1"
+            assert r.json()["error"]["message"].startswith("Switchyard has too many open connections")
+            assert p.state.connections.refused == 1
+        finally:
+            for s in busy:
+                s.close()
+
+
+def test_many_clients_at_once_all_get_answers(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    upstream.default = text_reply("ok")
+    codes: list[int] = []
+
+    def one() -> None:
+        r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud"),
+                       timeout=60)
+        codes.append(r.status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert codes == [200] * 40
+
+
+def test_the_connection_cap_keeps_room_below_the_descriptor_limit() -> None:
+    assert listener.connection_cap(1000, 524_288) == 1000
+    assert listener.connection_cap(1000, 1024) == 1024 - listener.DESCRIPTOR_RESERVE
+    assert listener.connection_cap(1000, 256) == 64  # too few for the pools: a quarter, and a warning
+    assert listener.connection_cap(10, 1024) == 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -59,10 +60,18 @@ decisions = "{tmp_path / "decisions.jsonl"}"
     return cfg
 
 
-def start(cfg: Path, env_key: str | None = KEY, *, stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
+def start(
+    cfg: Path, env_key: str | None = KEY, *, nofile: int | None = None, stderr: Any = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """``python -m proxy serve``; ``nofile`` lowers RLIMIT_NOFILE (soft and hard) in the child."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
     if env_key is not None:
         env["SWITCHYARD_ROUTER_KEY"] = env_key
+
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     return subprocess.Popen(
         [sys.executable, "-m", "proxy", "serve", "--config", str(cfg)],
         cwd=REPO,
@@ -70,6 +79,7 @@ def start(cfg: Path, env_key: str | None = KEY, *, stderr: Any = subprocess.PIPE
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
+        preexec_fn=limit if nofile is not None else None,
     )
 
 
@@ -264,6 +274,27 @@ def test_sigterm_past_the_grace_period_ends_streams_with_an_error_event_and_reco
     assert all(r["status"] == 503 and "shutdown" in r["detail"] for r in recs), recs
     assert "cutting 3 answer(s)" in err
 
+
+
+def test_idle_connections_cannot_exhaust_a_low_descriptor_limit(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start(write_config(tmp_path, port), nofile=256)
+    idle: list[socket.socket] = []
+    try:
+        wait_up(port, proc)
+        for _ in range(300):  # more idle connections than the process has descriptors
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        r = httpx.get(f"http://127.0.0.1:{port}/health", headers={"x-api-key": KEY}, timeout=30)
+        assert r.status_code == 200, r.text
+        conns = r.json()["connections"]
+        assert conns["max"] < 256 and conns["open"] <= conns["max"] + 1
+        assert conns["closed_idle"] >= 300 - conns["max"]
+    finally:
+        for s in idle:
+            s.close()
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "Too many open files" not in err and "descriptor limit (256)" in err
 
 
 def test_the_server_log_is_rotated_and_stderr_follows_it(tmp_path: Path) -> None:
