@@ -143,8 +143,8 @@ async def stream_chat(
     answering), then ``read_timeout_s`` for any silence between reads.
     """
     url = cfg.base_url.rstrip("/") + "/chat/completions"
-    payload = dict(body)
-    payload["stream"] = True
+    data = _encode({**body, "stream": True})
+    del body  # only the bytes are needed from here on: the dict would live as long as the stream
     loop = asyncio.get_running_loop()
     deadline = loop.time() + cfg.first_token_timeout_s
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s)
@@ -152,9 +152,8 @@ async def stream_chat(
     got_chunk = False
     try:
         async with asyncio.timeout_at(deadline):
-            resp = await session.post(
-                url, data=_encode(payload), headers=_headers(api_key, stream=True), timeout=timeout
-            )
+            resp = await session.post(url, data=data, headers=_headers(api_key, stream=True), timeout=timeout)
+        del data
     except aiohttp.ClientConnectionError as exc:  # before TimeoutError: a connect timeout is both
         raise _connect_failure(exc) from None
     except TimeoutError:

@@ -350,31 +350,14 @@ def _cloud_bytes(raw: bytes, body: dict[str, Any], model: str, modified: bool) -
         raise BadRequest(400, "request body is nested too deeply to be re-encoded for the cloud; flatten it") from None
 
 
-async def _answer_local(
-    request: web.Request,
-    st: State,
-    body: dict[str, Any],
-    raw: bytes,
-    modified: bool,
-    decision: Decision,
-    facts: RequestFacts,
-    record: DecisionRecord,
-    started: float,
-) -> web.StreamResponse:
+def _local_request(st: State, body: dict[str, Any], decision: Decision, facts: RequestFacts) -> LocalRequest:
     assert st.local_session is not None
     session, turn = facts.session, facts.turn_key
 
     def on_broken(cause: str) -> None:
         st.memory.force_cloud(session, turn, cause)
 
-    async def to_cloud() -> web.StreamResponse:
-        # The request was judged simple (or background): the cloud's simple tier answers it.
-        if record.fallback == "connect-error":
-            st.health.forget()  # the next request re-checks instead of trusting a stale "up"
-        model = st.cfg.cloud.simple_model
-        return await answer_cloud(request, st, _cloud_bytes(raw, body, model, modified), model, record, started)
-
-    lr = LocalRequest(
+    return LocalRequest(
         session=st.local_session,
         cfg=st.cfg.local,
         api_key=st.local_key,
@@ -383,6 +366,37 @@ async def _answer_local(
         input_tokens=facts.estimated_tokens,
         on_broken=on_broken,
     )
+
+
+def _reparsed_body(raw: bytes, modified: bool) -> dict[str, Any]:
+    """The request body again, for a fallback that must re-encode it (see _answer_local)."""
+    body = jsonio.loads(raw)
+    assert isinstance(body, dict)
+    if modified:
+        strip_subagent_tag(body)
+    return body
+
+
+async def _answer_local(
+    request: web.Request,
+    st: State,
+    lr: LocalRequest,
+    raw: bytes,
+    modified: bool,
+    facts: RequestFacts,
+    record: DecisionRecord,
+    started: float,
+) -> web.StreamResponse:
+    async def to_cloud() -> web.StreamResponse:
+        # The request was judged simple (or background): the cloud's simple tier answers it.
+        if record.fallback == "connect-error":
+            st.health.forget()  # the next request re-checks instead of trusting a stale "up"
+        model = st.cfg.cloud.simple_model
+        # The parsed body was let go once translated (memory, see messages): parse the client's
+        # bytes again, which costs 0.2 ms on fallbacks only.
+        body = _reparsed_body(raw, modified)
+        return await answer_cloud(request, st, _cloud_bytes(raw, body, model, modified), model, record, started)
+
     return await answer_local_or_fallback(request, lr, record, started, facts.stream, to_cloud)
 
 
@@ -413,7 +427,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
         if decision.detail and not record.detail:
             record.detail = decision.detail
         if decision.route == "local":
-            return await _answer_local(request, st, body, raw, modified, decision, facts, record, started)
+            lr = _local_request(st, body, decision, facts)
+            # The parsed body (a 78 KB Claude Code body is ~175 KB of objects) is handed to the local
+            # path, which lets it go once translated instead of holding it for the whole answer:
+            # at concurrency 50 that is the largest thing alive.
+            del body
+            return await _answer_local(request, st, lr, raw, modified, facts, record, started)
         payload = _cloud_bytes(raw, body, decision.model, modified)
         return await answer_cloud(request, st, payload, decision.model, record, started)
     except BadRequest as exc:
