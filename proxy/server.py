@@ -629,7 +629,9 @@ async def run_until_signalled(app: web.Application) -> None:
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: a closed terminal (or a stray `kill -HUP`) ended the process at once, cutting
+    # streams mid-event and leaving the pidfile; now it is the same graceful stop as SIGTERM.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         site = web.TCPSite(runner, listen.host, listen.port, backlog=512)
@@ -648,7 +650,7 @@ async def run_until_signalled(app: web.Application) -> None:
 
 
 def serve(cfg: Config) -> int:
-    """Run in the foreground until SIGTERM/SIGINT; in-flight answers get the grace period to finish."""
+    """Run in the foreground until SIGTERM, SIGINT or SIGHUP; in-flight answers get the grace period to finish."""
     level = os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO")
     try:
         setup_logging(level, cfg.log.server, cfg.log.server_max_bytes, cfg.log.server_backups)

@@ -327,3 +327,24 @@ def test_the_server_log_is_rotated_and_stderr_follows_it(tmp_path: Path) -> None
         assert f.stat().st_size <= 600 + 300, f  # the cap, plus at most the line that crossed it
         assert "Traceback" not in f.read_text()
     assert "Switchyard stopped" in log_path.read_text()  # the last lines are in the current file
+
+
+@pytest.mark.parametrize("signals", [["SIGINT"], ["SIGHUP"], ["SIGTERM", "SIGTERM"]])
+def test_every_stop_signal_lets_an_inflight_stream_finish(tmp_path: Path, signals: list[str]) -> None:
+    with AnthropicUpstream() as up:
+        up.script(text_reply("slow answer " * 10, event_delay=0.1))
+        port = free_port()
+        proc = start(write_config(tmp_path, port, cloud_url=up.url))
+        wait_up(port, proc)
+        out: dict[str, Any] = {}
+        body = {"model": "cloud", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        t = _stream_in_thread(f"http://127.0.0.1:{port}/v1/messages", body, out, "stream")
+        up.wait_for_requests(1, tag="messages")
+        for name in signals:
+            proc.send_signal(getattr(signal, name))
+        _, err = proc.communicate(timeout=30)
+        t.join(30)
+    assert proc.returncode == 0, err
+    status, raw = out["stream"]
+    assert status == 200 and b"message_stop" in raw and b"event: error" not in raw
+    assert not (tmp_path / "piddir" / "switchyard.pid").exists()
