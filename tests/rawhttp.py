@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +114,7 @@ def read_response(s: socket.socket, timeout: float = 10.0) -> RawResponse:
 
 
 def request_bytes(
-    method: str, path: str, headers: dict[str, str | bytes], body: bytes = b"", *, version: str = "HTTP/1.1"
+    method: str, path: str, headers: Mapping[str, str | bytes], body: bytes = b"", *, version: str = "HTTP/1.1"
 ) -> bytes:
     """A request with ``Content-Length`` set from ``body`` unless ``headers`` name their own framing."""
     lines = [f"{method} {path} {version}".encode()]

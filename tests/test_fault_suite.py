@@ -97,6 +97,125 @@ PROTOCOL_FAULTS: dict[str, Fault] = {
 }
 
 
+# Valid but odd HTTP: each gets the answer it deserves (status), always in JSON.
+_H = {"x-api-key": ROUTER_KEY, "content-type": "application/json", "connection": "close"}
+ODD_REQUESTS: dict[str, tuple[bytes, int]] = {
+    "PUT on /v1/messages": (request_bytes("PUT", "/v1/messages", _H, BODY), 405),
+    "DELETE on /health": (request_bytes("DELETE", "/health", _H), 405),
+    "OPTIONS *": (request_bytes("OPTIONS", "*", _H), 404),
+    "GET on count_tokens": (request_bytes("GET", "/v1/messages/count_tokens", _H), 405),
+    "encoded NUL in the path": (request_bytes("GET", "/v1/messages%00", _H), 404),
+    "double slash": (request_bytes("POST", "//v1/messages", _H, BODY), 404),
+    "dot segments": (request_bytes("GET", "/v1/../health", _H), 404),
+    "non-UTF-8 query string": (request_bytes("POST", "/v1/messages?x=%ff%fe", _H, BODY), 200),
+    "raw non-UTF-8 path": (b"GET /h\xffalth HTTP/1.1\r\nHost: x\r\nx-api-key: " + KEY + b"\r\n\r\n", 400),
+    "HTTP/1.1 without Host": (b"GET /health HTTP/1.1\r\nx-api-key: " + KEY + b"\r\nConnection: close\r\n\r\n", 400),
+    "HTTP/1.0 without Host": (b"GET /health HTTP/1.0\r\nx-api-key: " + KEY + b"\r\n\r\n", 200),
+    "two x-api-key headers, wrong first": (
+        b"GET /health HTTP/1.1\r\nHost: x\r\nx-api-key: wrong\r\nx-api-key: " + KEY + b"\r\nConnection: close\r\n\r\n",
+        401,
+    ),
+    "Basic auth with the key": (request_bytes("GET", "/health", {"authorization": "Basic " + ROUTER_KEY}), 401),
+    "lowercase bearer": (request_bytes("GET", "/health", {"authorization": "bearer " + ROUTER_KEY}), 200),
+    "absolute-form target": (request_bytes("GET", "http://127.0.0.1/health", _H), 200),
+    "content-type with charset": (
+        request_bytes("POST", "/v1/messages", {**_H, "content-type": "application/json; charset=utf-8"}, BODY), 200
+    ),
+    "content-type in capitals": (
+        request_bytes("POST", "/v1/messages", {**_H, "content-type": "APPLICATION/JSON"}, BODY), 200
+    ),
+    "content-type json-seq": (
+        request_bytes("POST", "/v1/messages", {**_H, "content-type": "application/json-seq"}, BODY), 415
+    ),
+    "chunked body": (
+        request_bytes("POST", "/v1/messages", {**_H, "transfer-encoding": "chunked"},
+                      b"%x\r\n" % len(BODY) + BODY + b"\r\n0\r\n\r\n"),
+        200,
+    ),
+    "two pipelined requests": (request_bytes("GET", "/health", {"x-api-key": ROUTER_KEY})
+                               + request_bytes("GET", "/health", _H), 200),
+    "empty POST body": (request_bytes("POST", "/v1/messages", {**_H, "content-length": "0"}), 400),
+    "h2c upgrade asked": (
+        request_bytes("GET", "/health", {**_H, "connection": "Upgrade, HTTP2-Settings", "upgrade": "h2c",
+                                         "http2-settings": "AAMAAABkAAQAAP__"}),
+        200,
+    ),
+    "Accept: text/html on an error": (request_bytes("GET", "/nope", {**_H, "accept": "text/html"}), 404),
+    "100-continue with a wrong key": (
+        request_bytes("POST", "/v1/messages", {**_H, "x-api-key": "wrong", "expect": "100-continue"}, BODY), 401
+    ),
+    "8 KB key": (request_bytes("GET", "/health", {"x-api-key": "k" * 8000, "connection": "close"}), 401),
+    "5 KB session id": (request_bytes("POST", "/v1/messages", {**_H, "x-claude-code-session-id": "s" * 5000}, BODY),
+                        200),
+}
+
+
+def _b(**fields: object) -> bytes:
+    return json.dumps({"model": "cloud", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], **fields}
+                      ).encode()
+
+
+def _user(content: object) -> list[dict[str, object]]:
+    return [{"role": "user", "content": content}]
+
+
+# Malformed or odd Messages bodies: a 4xx that names the problem, or an answer; never a 5xx.
+BODY_FAULTS: dict[str, bytes] = {
+    "empty": b"",
+    "null": b"null",
+    "a string": b'"hello"',
+    "a number": b"42",
+    "NaN literal": b'{"model":"cloud","max_tokens":NaN,"messages":[]}',
+    "40-digit integer": b'{"model":"cloud","max_tokens":' + b"9" * 40 + b',"messages":[]}',
+    "max_tokens 2**63": _b(max_tokens=2**63),
+    "max_tokens negative": _b(max_tokens=-1),
+    "max_tokens 5.5": _b(max_tokens=5.5),
+    "model a number": _b(model=5),
+    "model empty": _b(model=""),
+    "model 100 KB": _b(model="x" * 100_000),
+    "model with NUL": _b(model="clo\u0000ud"),
+    "model 'local,'": _b(model="local,"),
+    "model not ASCII": _b(model="clöud"),
+    "messages an object": _b(messages={"a": 1}),
+    "messages empty": _b(messages=[]),
+    "a null message": _b(messages=[None]),
+    "content null": _b(messages=_user(None)),
+    "block without type": _b(messages=_user([{"text": "x"}])),
+    "block of unknown type": _b(messages=_user([{"type": "bogus"}])),
+    "tool_result inside tool_result": _b(messages=_user([{"type": "tool_result", "tool_use_id": "a", "content": [
+        {"type": "tool_result", "content": [{"type": "text", "text": "x"}]}]}])),
+    "image with a string source": _b(messages=_user([{"type": "image", "source": "x"}])),
+    "system a number": _b(system=5),
+    "system a list of strings": _b(system=["a"]),
+    "system text a number": _b(system=[{"type": "text", "text": 5}]),
+    "tools an object": _b(tools={"a": 1}),
+    "tool name a number": _b(tools=[{"name": 5}]),
+    "tool schema a string": _b(tools=[{"name": "t", "input_schema": "x"}]),
+    "tool_choice a string": _b(tool_choice="x"),
+    "stream a string": _b(stream="yes"),
+    "temperature a string": _b(temperature="hot"),
+    "metadata a list": _b(metadata=[1]),
+    "user_id a number": _b(metadata={"user_id": 5}),
+    "stop_sequences a string": _b(stop_sequences="x"),
+    "thinking a string": _b(thinking="x"),
+    "lone surrogate escape": b'{"model":"cloud","max_tokens":5,"messages":[{"role":"user","content":"\\ud800"}]}',
+    "invalid UTF-8 in a string": b'{"model":"cloud","max_tokens":5,"messages":[{"role":"user","content":"\xff"}]}',
+    "UTF-8 BOM first": b"\xef\xbb\xbf" + _b(),
+    "trailing garbage": _b() + b"xyz",
+    "two objects": _b() + _b(),
+    "100,000 messages": _b(messages=_user("x") * 100_000),
+    "5 MB of text": _b(messages=_user("x" * 5_000_000)),
+    "only a system message": _b(messages=[{"role": "system", "content": "x"}]),
+    "assistant first": _b(messages=[{"role": "assistant", "content": "x"}]),
+    "local: image without data": _b(model="local", messages=_user([{"type": "image", "source": {"type": "base64"}}])),
+    "local: tool_use input a string": _b(model="local", messages=[
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "1", "name": "t", "input": "x"}]},
+        {"role": "user", "content": "y"}]),
+    "300 nested tool_results": json.dumps({"model": "cloud", "max_tokens": 5, "messages": _user("@@")}).replace(
+        '"@@"', '[{"type":"tool_result","tool_use_id":"a","content":' * 300 + '"x"' + "}]" * 300).encode(),
+}
+
+
 @pytest.fixture(autouse=True)
 def fresh_log_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     # The protocol-error budget is per process; each test starts with a full one.
@@ -144,6 +263,36 @@ def test_protocol_garbage_gets_anthropic_json_and_one_log_line(
     assert _tracebacks(caplog) == []
     assert len([rec for rec in caplog.records if rec.name.startswith(("switchyard.http", "aiohttp"))]) <= 1
     assert httpx.get(proxy.url + "/health", headers=proxy.headers()).status_code == 200
+
+
+@pytest.mark.parametrize("name", list(ODD_REQUESTS))
+def test_odd_but_valid_http_gets_the_answer_it_deserves_in_json(proxy: ProxyThread, name: str) -> None:
+    data, status = ODD_REQUESTS[name]
+    r = exchange(proxy.url, data, timeout=20)
+    assert r.status == status, (name, r.raw[:300])
+    assert r.headers["content-type"].startswith("application/json"), r.raw[:300]
+    if status >= 400:
+        assert r.json()["type"] == "error"
+
+
+@pytest.fixture
+def roomy_proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
+    cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url, listen={"max_body_bytes": 8_000_000})
+    with ProxyThread(cfg) as p:
+        yield p
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/messages", "/v1/messages/count_tokens"])
+@pytest.mark.parametrize("name", list(BODY_FAULTS))
+def test_malformed_bodies_get_a_4xx_that_names_the_problem_or_an_answer(
+    roomy_proxy: ProxyThread, name: str, endpoint: str
+) -> None:
+    r = httpx.post(roomy_proxy.url + endpoint, headers=roomy_proxy.headers(), content=BODY_FAULTS[name], timeout=60)
+    assert r.status_code < 500, (name, r.text[:300])
+    assert r.headers["content-type"].startswith(("application/json", "text/event-stream")), r.text[:300]
+    if r.status_code >= 400:
+        data = r.json()
+        assert data["type"] == "error" and data["error"]["message"] and "\n" not in data["error"]["message"]
 
 
 def test_a_client_sending_garbage_in_a_loop_cannot_flood_the_log(
