@@ -55,6 +55,7 @@ _FIXED_WORDING: dict[type[BaseException], str] = {
     http_exceptions.LineTooLong: "a request line or header is longer than the limit",
     http_exceptions.BadHttpMethod: "the request does not start with an HTTP method (HTTPS or another protocol?)",
     http_exceptions.InvalidURLError: "the request target is not a valid URL",
+    http_exceptions.ContentEncodingError: "Content-Encoding not supported: send the body plain, gzip or deflate",
 }
 
 
@@ -66,7 +67,10 @@ def describe_protocol_error(exc: BaseException | None, status: int) -> str:
     character in chunk size".
     """
     if exc is None:
-        return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "bad request"
+        try:
+            return HTTPStatus(status).phrase
+        except ValueError:
+            return "bad request"
     for kind, wording in _FIXED_WORDING.items():
         if isinstance(exc, kind):
             return wording
@@ -76,8 +80,12 @@ def describe_protocol_error(exc: BaseException | None, status: int) -> str:
     return one_line(head, 120) or type(exc).__name__
 
 
+_HTTP_EXCEPTION_WORDING = {417: "the Expect header asks for something other than 100-continue"}
+
+
 def protocol_error_response(status: int, description: str) -> web.Response:
-    resp = error_response(status, f"malformed HTTP request: {description}")
+    # 415 is about what the body is, not about HTTP itself being broken.
+    resp = error_response(status, description if status == 415 else f"malformed HTTP request: {description}")
     resp.force_close()
     return resp
 
@@ -105,6 +113,10 @@ class SwitchyardRequestHandler(web_protocol.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
+        if isinstance(exc, http_exceptions.ContentEncodingError):
+            # An encoding aiohttp cannot decode here (br, zstd without their modules) is refused when
+            # the headers arrive: the same 415 the app gives any encoding it does not take.
+            status = 415
         description = describe_protocol_error(exc, status)
         log_limited(log, _PROTOCOL_LOG, logging.INFO, "%s from %s -> %d: %s", "malformed HTTP request",
                     _peer(request), status, description)
@@ -118,10 +130,11 @@ class SwitchyardRequestHandler(web_protocol.RequestHandler):
     ) -> tuple[web.StreamResponse, bool]:
         if isinstance(resp, web.HTTPException) and not resp.prepared:
             # Raised before the middlewares ran (the router's Expect handler): same JSON as the rest.
-            description = one_line(resp.text or resp.reason, 120)
+            # The log gets the status's name only: aiohttp's text quotes the client's header.
             log_limited(log, _PROTOCOL_LOG, logging.INFO, "%s %s from %s -> %d: %s", request.method,
-                        request.path, _peer(request), resp.status, description)
-            converted = error_response(resp.status, description)
+                        request.path, _peer(request), resp.status, resp.reason)
+            message = _HTTP_EXCEPTION_WORDING.get(resp.status) or one_line(resp.text or resp.reason, 120)
+            converted = error_response(resp.status, message)
             for name in ("Allow", "Retry-After"):
                 if name in resp.headers:
                     converted.headers[name] = resp.headers[name]
