@@ -102,7 +102,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except BadRequest as exc:
-        log.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc)
+        log_limited(log, _CLIENT_ERRORS, logging.WARNING, "%s %s -> %d: %s", request.method, request.path,
+                    exc.status, one_line(exc))
         return error_response(exc.status, str(exc))
     except web.HTTPException as exc:
         if exc.status == 404:
@@ -134,6 +135,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 # Unexpected errors: a few tracebacks a minute is plenty to find the bug.
 _UNEXPECTED = RateLimit(limit=5, window_s=60.0)
+# Requests refused for what the client sent (bad input, wrong key): a client in a loop must not be
+# able to fill the log, and the first lines of a burst say all there is to say.
+_CLIENT_ERRORS = RateLimit(limit=50, window_s=10.0)
 
 
 def _presented_key(request: web.Request) -> bytes:
@@ -177,7 +181,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         presented = _presented_key(request)
         # compare_digest runs in time independent of where the strings differ.
         if not presented or not hmac.compare_digest(presented, expected):
-            log.warning("%s %s -> 401: missing or wrong router key", request.method, request.path)
+            log_limited(log, _CLIENT_ERRORS, logging.WARNING, "%s %s -> 401: missing or wrong router key",
+                        request.method, request.path)
             return error_response(
                 401, "missing or invalid router key: send it in x-api-key or Authorization: Bearer"
             )

@@ -309,6 +309,19 @@ def test_a_client_sending_garbage_in_a_loop_cannot_flood_the_log(
     assert _tracebacks(caplog) == []
 
 
+def test_a_client_sending_wrong_keys_in_a_loop_cannot_flood_the_log(
+    proxy: ProxyThread, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxy import server
+
+    monkeypatch.setattr(server, "_CLIENT_ERRORS", RateLimit(limit=50, window_s=10.0))
+    with caplog.at_level(logging.INFO), httpx.Client() as client:
+        for _ in range(200):
+            assert client.get(proxy.url + "/health", headers={"x-api-key": "wrong"}).status_code == 401
+    lines = [rec for rec in caplog.records if rec.name == "switchyard"]
+    assert 1 <= len(lines) <= 52
+
+
 def test_no_secret_from_a_malformed_header_reaches_the_log_or_the_answer(
     proxy: ProxyThread, caplog: pytest.LogCaptureFixture
 ) -> None:
