@@ -13,7 +13,8 @@ Record fields (all present in every line; unknown values are null):
     verdict       "SIMPLE" | "COMPLEX" | null
     local_up      bool | null (null when the health check was not needed)
     classify_ms   float | null
-    status        HTTP status sent to the client
+    status        HTTP status sent to the client; 499: the client went away before the answer was
+                  complete (even after a 200); 503 with a detail: the answer was cut at shutdown
     ttft_ms       ms from arrival to the first byte of the answer, or null
     total_ms      ms from arrival to the end of the answer
     fallback      null, or the cause of a local→cloud fallback ("connect-error", "first-token-timeout", ...)
