@@ -39,6 +39,11 @@ class ListenConfig:
     shutdown_grace_s: float = 20.0
     # A client that stops sending its body half-way gets 408 after this long.
     body_read_timeout_s: float = 30.0
+    # Client connections accepted at once (kept below the descriptor limit, which is raised to its
+    # hard limit at start); over it, idle keep-alive connections are closed first.
+    max_connections: int = 1000
+    # An idle keep-alive connection is closed after this long.
+    idle_timeout_s: float = 75.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,12 @@ class LogConfig:
     decisions: str = ""
     max_bytes: int = 20 * 1024 * 1024
     backups: int = 5
+    # The server log: empty means stderr (journald, a terminal).  A path: the proxy writes it
+    # itself, rotated at server_max_bytes with server_backups old files, and its stdout/stderr
+    # follow the current file (the installer points it at the proxy.log systemd appends to).
+    server: str = ""
+    server_max_bytes: int = 10 * 1024 * 1024
+    server_backups: int = 3
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,7 @@ _PATH_KEYS = {
     ("listen", "pidfile"),
     ("routing", "classifier_prompt_file"),
     ("log", "decisions"),
+    ("log", "server"),
 }
 # Keys holding environment variable *names*: a value that looks like a secret is refused.
 _ENV_NAME_KEYS = {("listen", "key_env"), ("cloud", "key_env"), ("local", "key_env")}
@@ -136,6 +148,8 @@ _POSITIVE = {
     ("listen", "port"),
     ("listen", "max_body_bytes"),
     ("listen", "body_read_timeout_s"),
+    ("listen", "max_connections"),
+    ("listen", "idle_timeout_s"),
     ("local", "max_output_tokens"),
     ("local", "connect_timeout_s"),
     ("local", "first_token_timeout_s"),
@@ -150,6 +164,8 @@ _POSITIVE = {
     ("routing", "classify_max_tokens"),
     ("routing", "verdict_cache_size"),
     ("log", "max_bytes"),
+    ("log", "server_max_bytes"),
+    ("log", "server_backups"),
 }
 
 

@@ -7,12 +7,12 @@ Everything here is pure: a request body (already validated) and its headers in, 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proxy import jsonio
 from proxy.openai_request import request_tool_names, server_tool_names
 from proxy.tokens import estimate_request_tokens
 
@@ -160,7 +160,8 @@ def session_id(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | Non
     if not isinstance(user_id, str) or not user_id:
         return None
     try:
-        parsed = json.loads(user_id)
+        # orjson: a user_id nested too deeply is a ValueError, where json.loads raised RecursionError.
+        parsed = jsonio.loads(user_id)
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):

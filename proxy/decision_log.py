@@ -13,7 +13,8 @@ Record fields (all present in every line; unknown values are null):
     verdict       "SIMPLE" | "COMPLEX" | null
     local_up      bool | null (null when the health check was not needed)
     classify_ms   float | null
-    status        HTTP status sent to the client
+    status        HTTP status sent to the client; 499: the client went away before the answer was
+                  complete (even after a 200); 503 with a detail: the answer was cut at shutdown
     ttft_ms       ms from arrival to the first byte of the answer, or null
     total_ms      ms from arrival to the end of the answer
     fallback      null, or the cause of a local→cloud fallback ("connect-error", "first-token-timeout", ...)
@@ -25,12 +26,19 @@ Record fields (all present in every line; unknown values are null):
 Never prompt text, never keys.  Lines are written with a single ``write`` on an ``O_APPEND`` file so
 concurrent requests never interleave within a line.  Rotation is by size: ``decisions.jsonl`` →
 ``decisions.jsonl.1`` … ``.N``.
+
+A line is whole or absent: a short write (disk full) is cut back off the file with ``ftruncate`` and
+the record counted as failed; if even that fails, the next record starts on a new line rather than
+being glued to the fragment.  Once a second the path is compared with the open file (device and
+inode), so a log moved away by logrotate (``mv decisions.jsonl decisions.jsonl-DATE; touch
+decisions.jsonl``), deleted, or replaced is reopened instead of written to under its old name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import logging
 import os
 import threading
@@ -113,23 +121,50 @@ class DecisionLog:
         self._fd: int | None = None
         self._size = 0
         self._checked_at = 0.0
+        # A fragment of a line may be left in the file (a short write that could not be cut back).
+        self._needs_newline = False
         # Reported by /health, so `switchyard doctor` can tell a log that stopped growing.
         self.written = 0
         self.failed = 0
-        self.last_error: str | None = None
+        self.ok = True  # the latest open or write succeeded
+        self.last_error: str | None = None  # why the latest attempt failed; None once one succeeds
+        self.last_failure: tuple[str, float] | None = None  # the most recent failure and its time, kept
 
     def _failure(self, exc: OSError) -> None:
         self.failed += 1
-        first = self.last_error is None
+        first = self.ok
+        self.ok = False
         self.last_error = f"{exc.strerror or exc} ({self.path})"
+        self.last_failure = (self.last_error, time.time())
+        self._close_fd()
+        if first:
+            log.warning("cannot write the decision log: %s", self.last_error)
+
+    def _success(self) -> None:
+        if not self.ok:
+            log.info("the decision log is writable again (%s)", self.path)
+        self.ok = True
+        self.last_error = None
+
+    def _close_fd(self) -> None:
+        # A write that failed (disk full, say) leaves the descriptor open: close it before the next
+        # write reopens the file, or every failure would leak one.
         if self._fd is not None:
-            # A write that failed (disk full, say) leaves the descriptor open: close it before the
-            # next write reopens the file, or every failure would leak one.
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd = None
-        if first:
-            log.warning("cannot write the decision log: %s", self.last_error)
+
+    def status(self) -> dict[str, Any]:
+        """What /health reports: counters, the current state, and the last failure with its time."""
+        failure = self.last_failure
+        return {
+            "path": str(self.path) if self.path else None,
+            "written": self.written,
+            "failed": self.failed,
+            "ok": self.ok,
+            "last_error": self.last_error,
+            "last_failure": None if failure is None else {"error": failure[0], "at": utc_iso(failure[1])},
+        }
 
     def open(self) -> bool:
         """Open (creating) the log now, so a bad path is reported at start, not on the first request."""
@@ -151,11 +186,21 @@ class DecisionLog:
             self._size = os.fstat(self._fd).st_size
         return self._fd
 
+    def _still_our_file(self, fd: int) -> bool:
+        """Does the path still name the open file?  (logrotate may have moved it and made a new one.)"""
+        assert self.path is not None
+        try:
+            on_disk = self.path.stat()
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        # Truncated in place (logrotate's copytruncate): keep the file, but know its real size.
+        self._size = mine.st_size
+        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+
     def _rotate(self) -> None:
         assert self.path is not None
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._close_fd()
         if self.backups <= 0:
             self.path.unlink(missing_ok=True)
             return
@@ -165,6 +210,29 @@ class DecisionLog:
                 src.replace(self.path.with_name(f"{self.path.name}.{i + 1}"))
         if self.path.exists():
             self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+
+    def _append(self, fd: int, line: bytes) -> None:
+        """Write all of ``line`` or none of it (raises OSError when none of it could stay)."""
+        done = 0
+        try:
+            while done < len(line):
+                n = os.write(fd, line[done:] if done else line)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "short write: no bytes written")
+                done += n
+        except OSError:
+            if done:
+                self._cut_back(fd, done)
+            raise
+
+    def _cut_back(self, fd: int, written: int) -> None:
+        """Remove the ``written`` bytes of a partial line from the end of the file."""
+        try:
+            end = os.fstat(fd).st_size
+            os.ftruncate(fd, max(end - written, 0))
+        except OSError:
+            # The fragment stays: make sure the next record does not continue it.
+            self._needs_newline = True
 
     def write(self, record: DecisionRecord) -> None:
         if self.path is None:
@@ -178,22 +246,23 @@ class DecisionLog:
                 now = time.monotonic()
                 if now - self._checked_at > 1.0:
                     self._checked_at = now
-                    if not self.path.exists():
-                        os.close(fd)
-                        self._fd = None
+                    if not self._still_our_file(fd):
+                        self._close_fd()
                         fd = self._open()
                 if self._size and self._size + len(line) > self.max_bytes:
                     self._rotate()
                     fd = self._open()
-                os.write(fd, line)
+                if self._needs_newline:
+                    line = b"\n" + line
+                self._append(fd, line)
+                self._needs_newline = False
                 self._size += len(line)
                 self.written += 1
+                self._success()
             except OSError as exc:
                 # Logging must never take a request down with it.
                 self._failure(exc)
 
     def close(self) -> None:
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            self._close_fd()

@@ -34,7 +34,7 @@ class LocalHealth:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._value: bool | None = None
         self._checked_at = 0.0
-        self._inflight: asyncio.Future[bool] | None = None
+        self._inflight: asyncio.Task[bool] | None = None
         self._cap_task: asyncio.Task[LocalCapabilities] | None = None
         self._cap_probed_at = -float("inf")
         self.capabilities: LocalCapabilities = UNKNOWN
@@ -52,23 +52,28 @@ class LocalHealth:
     async def is_up(self, session: aiohttp.ClientSession) -> bool:
         if self._value is not None and time.monotonic() - self._checked_at < self._cache_s:
             return self._value
-        if self._inflight is not None:
-            return await asyncio.shield(self._inflight)
-        self._inflight = asyncio.get_running_loop().create_future()
-        try:
-            value = await self._probe(session)
-            self._value = value
-            self._checked_at = time.monotonic()
-            self._inflight.set_result(value)
-            if value:
-                self._refresh_in_background(session)
-            return value
-        except BaseException as exc:
-            self._inflight.set_exception(exc)
-            self._inflight.exception()  # mark retrieved: waiters get it, nobody else must
-            raise
-        finally:
+        if self._inflight is None:
+            # The probe runs as its own task, not in the request that happened to start it: when
+            # that request's client disconnects and its handler is cancelled, the requests
+            # waiting on the same probe must still get their answer, not its CancelledError.
+            task = asyncio.get_running_loop().create_task(self._probe_and_remember(session))
+            task.add_done_callback(self._probe_done)
+            self._inflight = task
+        return await asyncio.shield(self._inflight)
+
+    async def _probe_and_remember(self, session: aiohttp.ClientSession) -> bool:
+        value = await self._probe(session)
+        self._value = value
+        self._checked_at = time.monotonic()
+        if value:
+            self._refresh_in_background(session)
+        return value
+
+    def _probe_done(self, task: asyncio.Task[bool]) -> None:
+        if self._inflight is task:
             self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved: the waiters got it
 
     async def _probe(self, session: aiohttp.ClientSession) -> bool:
         self.checks += 1
@@ -109,6 +114,10 @@ class LocalHealth:
         self._cap_task = asyncio.get_running_loop().create_task(self.refresh_capabilities(session))
 
     async def close(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._inflight
         if self._cap_task is not None and not self._cap_task.done():
             self._cap_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -14,6 +14,13 @@ from typing import Any
 import orjson
 
 JSONDecodeError = orjson.JSONDecodeError  # a subclass of ValueError
+JSONEncodeError = orjson.JSONEncodeError  # a subclass of TypeError
+
+# orjson parses at most this many levels of nesting (deeper: JSONDecodeError, "depth limit exceeded")
+# and writes at most MAX_ENCODE_DEPTH levels (deeper: JSONEncodeError, "Recursion limit reached").  A body
+# between the two parses, but cannot be re-encoded by orjson: callers that re-encode must say so.
+MAX_DEPTH = 1024
+MAX_ENCODE_DEPTH = 254
 
 
 def loads(data: bytes | str) -> Any:

@@ -51,6 +51,18 @@ def _headers(api_key: str, *, stream: bool) -> dict[str, str]:
     return headers
 
 
+def _encode(payload: dict[str, Any]) -> bytes:
+    """The request as JSON bytes; a LocalFailure (so the cloud answers) when orjson cannot write it.
+
+    orjson writes at most 254 levels of nesting: a tool schema nested deeper than about 250 levels
+    parses (orjson reads 1,024) but cannot be sent to the local server.
+    """
+    try:
+        return jsonio.dumps(payload)
+    except jsonio.JSONEncodeError as exc:
+        raise LocalFailure("translation-error", f"request cannot be written as JSON: {exc}") from None
+
+
 def _scrub(text: str, api_key: str) -> str:
     if api_key and api_key in text:
         text = text.replace(api_key, "***")
@@ -63,7 +75,7 @@ def _error_message(raw: bytes) -> str:
     text = raw.decode("utf-8", errors="replace")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     if isinstance(data, dict):
         err = data.get("error", data.get("detail", data.get("message")))
@@ -131,8 +143,8 @@ async def stream_chat(
     answering), then ``read_timeout_s`` for any silence between reads.
     """
     url = cfg.base_url.rstrip("/") + "/chat/completions"
-    payload = dict(body)
-    payload["stream"] = True
+    data = _encode({**body, "stream": True})
+    del body  # only the bytes are needed from here on: the dict would live as long as the stream
     loop = asyncio.get_running_loop()
     deadline = loop.time() + cfg.first_token_timeout_s
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s)
@@ -140,9 +152,8 @@ async def stream_chat(
     got_chunk = False
     try:
         async with asyncio.timeout_at(deadline):
-            resp = await session.post(
-                url, data=jsonio.dumps(payload), headers=_headers(api_key, stream=True), timeout=timeout
-            )
+            resp = await session.post(url, data=data, headers=_headers(api_key, stream=True), timeout=timeout)
+        del data
     except aiohttp.ClientConnectionError as exc:  # before TimeoutError: a connect timeout is both
         raise _connect_failure(exc) from None
     except TimeoutError:
@@ -224,7 +235,7 @@ async def complete_chat(
         async with (
             asyncio.timeout(cfg.first_token_timeout_s),
             session.post(
-                url, data=jsonio.dumps(payload), headers=_headers(api_key, stream=False), timeout=timeout
+                url, data=_encode(payload), headers=_headers(api_key, stream=False), timeout=timeout
             ) as resp,
         ):
             await _raise_for_status(resp, api_key)
@@ -240,8 +251,8 @@ async def complete_chat(
         raise LocalFailure("connect-error", type(exc).__name__) from None
     try:
         data = json.loads(raw)
-    except ValueError:
-        raise LocalFailure("malformed-response", "body is not JSON") from None
+    except (ValueError, RecursionError):
+        raise LocalFailure("malformed-response", "body is not JSON (or nested too deeply)") from None
     if not isinstance(data, dict):
         raise LocalFailure("malformed-response", f"body is a JSON {type(data).__name__}, not an object")
     if data.get("error") is not None:

@@ -56,6 +56,33 @@ class LocalRequest:
     # Called with the prompt tokens the server counted, when it said (calibrates the estimate).
     on_prompt_tokens: Callable[[int], None] | None = None
 
+    def take_body(self) -> dict[str, Any]:
+        """The Anthropic body, handed over once.  The local path translates it and lets it go: held
+        for the whole answer, a parsed 78 KB body (~175 KB of objects) per request was the largest
+        thing alive at concurrency 50."""
+        body, self.body = self.body, {}
+        return body
+
+
+@dataclass(frozen=True)
+class _Translated:
+    oa_body: dict[str, Any]
+    tool_names: frozenset[str]
+    client_model: str
+
+
+def _translate(lr: LocalRequest, *, stream: bool) -> _Translated:
+    """The OpenAI request and what the answer's translation needs; the Anthropic body is let go."""
+    body = lr.take_body()
+    try:
+        oa_body = to_openai_request(body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
+    except RequestTranslationError as exc:
+        raise Fallback("translation-error", str(exc)[:200]) from None
+    oa_body["stream"] = stream
+    if not stream:
+        oa_body.pop("stream_options", None)
+    return _Translated(oa_body, request_tool_names(body), str(body.get("model", lr.model)))
+
 
 def _encode(events: list[Event]) -> bytes:
     return b"".join(encode_event(name, data) for name, data in events)
@@ -90,15 +117,11 @@ async def stream_local(
     request: web.Request, lr: LocalRequest, record: DecisionRecord, started: float
 ) -> web.StreamResponse:
     """Stream the local answer; raises Fallback while nothing has been sent yet."""
-    try:
-        oa_body = to_openai_request(lr.body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
-    except RequestTranslationError as exc:
-        raise Fallback("translation-error", str(exc)[:200]) from None
-    oa_body["stream"] = True
-    translator = StreamTranslator(
-        request_tool_names(lr.body), model=str(lr.body.get("model", lr.model)), input_tokens=lr.input_tokens
-    )
-    gen = stream_chat(lr.session, lr.cfg, oa_body, lr.api_key)
+    tr = _translate(lr, stream=True)
+    translator = StreamTranslator(tr.tool_names, model=tr.client_model, input_tokens=lr.input_tokens)
+    # stream_chat encodes the request and drops the dict before it streams the answer.
+    gen = stream_chat(lr.session, lr.cfg, tr.oa_body, lr.api_key)
+    del tr
     async with contextlib.aclosing(gen):
         held, ended = await _first_content(gen, translator, lr.cfg.first_token_timeout_s)
         out = web.StreamResponse(status=200, headers=SSE_HEADERS)
@@ -134,21 +157,14 @@ async def stream_local(
 
 async def complete_local(lr: LocalRequest, record: DecisionRecord, started: float) -> web.Response:
     """A non-streaming local answer; raises Fallback on any failure (nothing is sent before it is whole)."""
-    try:
-        oa_body = to_openai_request(lr.body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
-    except RequestTranslationError as exc:
-        raise Fallback("translation-error", str(exc)[:200]) from None
-    oa_body["stream"] = False
-    oa_body.pop("stream_options", None)
+    tr = _translate(lr, stream=False)
+    tool_names, client_model = tr.tool_names, tr.client_model
+    payload = tr.oa_body
+    del tr
     try:
         async with asyncio.timeout(lr.cfg.first_token_timeout_s + lr.cfg.read_timeout_s):
-            completion = await complete_chat(lr.session, lr.cfg, oa_body, lr.api_key)
-        message = completion_to_message(
-            completion,
-            request_tool_names(lr.body),
-            model=str(lr.body.get("model", lr.model)),
-            input_tokens=lr.input_tokens,
-        )
+            completion = await complete_chat(lr.session, lr.cfg, payload, lr.api_key)
+        message = completion_to_message(completion, tool_names, model=client_model, input_tokens=lr.input_tokens)
     except TimeoutError:
         raise Fallback("timeout", "no complete answer in time") from None
     except (LocalFailure, TranslationError) as exc:

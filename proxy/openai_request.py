@@ -283,13 +283,17 @@ def _assistant_message(content: Any, i: int) -> dict[str, Any] | None:
                 texts.append(block["text"])
         elif kind == "tool_use":
             args = block.get("input")
+            try:
+                arguments = json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False)
+            except RecursionError:
+                raise RequestTranslationError(f"messages[{i}] has a tool_use input nested too deeply") from None
             calls.append(
                 {
                     "id": str(block.get("id", "")),
                     "type": "function",
                     "function": {
                         "name": str(block.get("name", "")),
-                        "arguments": json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False),
+                        "arguments": arguments,
                     },
                 }
             )

@@ -124,7 +124,7 @@ def parse_tool_arguments(raw: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = _loads(text)
     except ValueError:
         fenced = _FENCE_RE.match(text)
         if fenced:
@@ -132,16 +132,48 @@ def parse_tool_arguments(raw: str) -> dict[str, Any]:
         text = _strip_trailing_commas(text)
         if not text:
             return {}
-        value = json.loads(text)
+        value = _loads(text)
     if not isinstance(value, dict):
         raise ValueError(f"arguments are a JSON {type(value).__name__}, not an object")
+    if nesting_depth(value) > MAX_ARGUMENT_DEPTH:
+        raise ValueError(f"arguments are nested more than {MAX_ARGUMENT_DEPTH} levels deep")
     return value
+
+
+# Deeper tool arguments than this are refused: no real tool takes them, and the answer must still be
+# written as JSON afterwards (orjson writes 254 levels, json.dumps raises RecursionError near 1,000).
+MAX_ARGUMENT_DEPTH = 128
+
+
+def nesting_depth(value: Any) -> int:
+    """How many containers deep ``value`` goes (a scalar: 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            items: Any = v.values()
+        elif isinstance(v, list):
+            items = v
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((item, depth + 1) for item in items)
+    return deepest
+
+
+def _loads(text: str) -> Any:
+    """json.loads, with nesting too deep for it reported as the ValueError a bad argument text is."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("arguments are nested too deeply") from None
 
 
 def _strict_object(raw: str) -> bool:
     """True when ``raw`` already is a complete JSON object (no repair): safe to emit early."""
     try:
-        return isinstance(json.loads(raw), dict)
+        return isinstance(_loads(raw), dict)
     except ValueError:
         return False
 
@@ -475,7 +507,10 @@ class StreamTranslator:
         args = fn.get("arguments")
         if isinstance(args, dict):
             # Some servers (older Ollama) send the arguments already parsed.
-            args = json.dumps(args, ensure_ascii=False)
+            try:
+                args = json.dumps(args, ensure_ascii=False)
+            except RecursionError:
+                raise TranslationError("invalid-tool-call", "tool call arguments are nested too deeply") from None
         for value, what in ((tc_id, "id"), (name, "name"), (args, "arguments")):
             if value is not None and not isinstance(value, str):
                 raise TranslationError("malformed-chunk", f"tool call {what} is not a string")

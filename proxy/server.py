@@ -8,14 +8,16 @@ record per routed request.  The decisions themselves are made in ``proxy.routing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +31,15 @@ from proxy.cloud import CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
-from proxy.errors import error_response
+from proxy.errors import error_body, error_response
 from proxy.health import LocalHealth
+from proxy.listener import (
+    ConnectionStats,
+    SwitchyardRunner,
+    capacity_middleware,
+    connection_cap,
+    raise_descriptor_limit,
+)
 from proxy.local_path import LocalRequest, answer_local_or_fallback
 from proxy.routing import (
     NEED_CLASSIFICATION,
@@ -40,6 +49,8 @@ from proxy.routing import (
     Signals,
     decide,
 )
+from proxy.server_log import RateLimit, log_limited, one_line, setup_logging
+from proxy.sse import encode_event
 from proxy.tokens import LocalTokenRatio, estimate_request_tokens
 from proxy.validation import check_messages_body
 from proxy.verdict_cache import TurnMemory
@@ -59,14 +70,22 @@ class State:
     health: LocalHealth
     memory: TurnMemory
     decisions: DecisionLog
+    connections: ConnectionStats
     started: float = field(default_factory=time.monotonic)
     requests: int = 0  # Messages requests that passed the input checks (each gets a decision record)
     cloud_session: aiohttp.ClientSession | None = None
     local_session: aiohttp.ClientSession | None = None
     token_ratio: LocalTokenRatio = field(default_factory=LocalTokenRatio)
+    # Messages requests being answered (their handler tasks), for the drain at shutdown.
+    inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Set when the shutdown grace period is over and the answers still running are being cut.
+    cutting: bool = False
 
 
 STATE: web.AppKey[State] = web.AppKey("state", State)
+# The response a request's handler prepared (relay and stream_local make their own): what a
+# shutdown cut writes its closing error event into.
+PREPARED: web.RequestKey[web.StreamResponse] = web.RequestKey("switchyard_prepared", web.StreamResponse)
 
 
 class BadRequest(Exception):
@@ -84,7 +103,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except BadRequest as exc:
-        log.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc)
+        log_limited(log, _CLIENT_ERRORS, logging.WARNING, "%s %s -> %d: %s", request.method, request.path,
+                    exc.status, one_line(exc))
         return error_response(exc.status, str(exc))
     except web.HTTPException as exc:
         if exc.status == 404:
@@ -95,15 +115,62 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             limit = request.app[STATE].cfg.listen.max_body_bytes
             return error_response(413, f"request body is larger than the {limit}-byte limit (listen.max_body_bytes)")
         return error_response(exc.status, exc.reason)
+    except ConnectionError:
+        raise  # the client is gone: there is nobody to answer
+    except Exception as exc:
+        # A bug, not the client's fault: answer in Anthropic's shape all the same, and keep the
+        # traceback (rate-limited: a client able to trigger it must not be able to flood the log).
+        log_limited(
+            log,
+            _UNEXPECTED,
+            logging.ERROR,
+            "%s %s -> 500: unexpected %s: %s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            one_line(exc),
+            exc_info=True,
+        )
+        return error_response(500, f"Switchyard failed on this request ({type(exc).__name__}); see its log")
 
 
-def _presented_key(request: web.Request) -> str:
+# Unexpected errors: a few tracebacks a minute is plenty to find the bug.
+_UNEXPECTED = RateLimit(limit=5, window_s=60.0)
+# Requests refused for what the client sent (bad input, wrong key): a client in a loop must not be
+# able to fill the log, and the first lines of a burst say all there is to say.
+_CLIENT_ERRORS = RateLimit(limit=50, window_s=10.0)
+
+
+def _presented_key(request: web.Request) -> bytes:
+    """The key the client sent, as the bytes it sent.
+
+    aiohttp decodes header bytes as UTF-8 with surrogate escapes, so a non-UTF-8 byte arrives as a
+    lone surrogate: encoding it back the same way gives the original bytes (a plain ``.encode()``
+    raised UnicodeEncodeError, a 500), and a wrong key of any bytes is simply a wrong key.
+    """
     key = request.headers.get("x-api-key", "")
-    if key:
-        return key
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    if not key:
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        key = value.strip() if scheme.lower() == "bearer" else ""
+    return key.encode("utf-8", "surrogateescape")
+
+
+def not_utf8_header(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` whose value held bytes that are not UTF-8, or None."""
+    for name in names:
+        value = headers.get(name)
+        if value is None or value.isascii():
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return name
+    return None
+
+
+# Headers Switchyard reads, logs or forwards upstream: each must be text.  Others are ignored.
+_TEXT_HEADERS = ("content-type", "content-encoding", "anthropic-version", "anthropic-beta", "x-claude-code-session-id")
 
 
 @web.middleware
@@ -112,13 +179,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     expected = request.app[STATE].router_key
     if expected:
-        presented = _presented_key(request).encode()
+        presented = _presented_key(request)
         # compare_digest runs in time independent of where the strings differ.
         if not presented or not hmac.compare_digest(presented, expected):
-            log.warning("%s %s -> 401: missing or wrong router key", request.method, request.path)
+            log_limited(log, _CLIENT_ERRORS, logging.WARNING, "%s %s -> 401: missing or wrong router key",
+                        request.method, request.path)
             return error_response(
                 401, "missing or invalid router key: send it in x-api-key or Authorization: Bearer"
             )
+    bad = not_utf8_header(request.headers, _TEXT_HEADERS)
+    if bad is not None:
+        raise BadRequest(400, f"header {bad} is not valid UTF-8")
     return await handler(request)
 
 
@@ -133,7 +204,6 @@ async def health(request: web.Request) -> web.Response:
     st = request.app[STATE]
     assert st.local_session is not None
     local_up = await st.health.is_up(st.local_session)
-    dlog = st.decisions
     return web.json_response(
         {
             "status": "ok",
@@ -145,20 +215,44 @@ async def health(request: web.Request) -> web.Response:
             "uptime_s": round(time.monotonic() - st.started, 3),
             "pid": os.getpid(),
             "requests": st.requests,
-            "decisions": {
-                "path": str(dlog.path) if dlog.path else None,
-                "written": dlog.written,
-                "failed": dlog.failed,
-                "last_error": dlog.last_error,
-            },
+            "decisions": st.decisions.status(),
+            "connections": st.connections.as_json(),
         }
     )
+
+
+# Request bodies may be compressed with what aiohttp decodes (it does, before the handler reads the
+# body, within client_max_size of *decoded* bytes, so a zip bomb gets 413).  Claude Code sends plain
+# bodies; a client that compresses gets the same answer as one that does not.
+ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
+
+
+def body_encoding_problem(content_encoding: str) -> str | None:
+    """Why a request body with this Content-Encoding cannot be read, or None."""
+    if content_encoding.strip().lower() in ACCEPTED_ENCODINGS:
+        return None
+    return f"Content-Encoding {content_encoding!r} is not supported: send the body plain, gzip or deflate"
+
+
+def payload_problem(exc: web.RequestPayloadError, content_encoding: str) -> str:
+    """One line for a body aiohttp could not read (bad compression, broken chunked framing)."""
+    cause = exc.__cause__ or exc.__context__
+    text = str(cause or exc).lower()
+    if "content-encoding" in text or "decompress" in text:
+        return f"request body is not valid {content_encoding.strip().lower() or 'compressed'} data (Content-Encoding)"
+    if "chunk" in text:
+        return "request body has broken chunked framing (Transfer-Encoding: chunked)"
+    return "request body ended before its Content-Length"
 
 
 async def _read_json(request: web.Request) -> tuple[Any, bytes]:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise BadRequest(415, f"content-type must be application/json, got {ctype or 'none'}")
+    encoding = request.headers.get("content-encoding", "")
+    problem = body_encoding_problem(encoding)
+    if problem:
+        raise BadRequest(415, problem)
     limit = request.app[STATE].cfg.listen.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(413, f"request body is larger than the {limit}-byte limit (listen.max_body_bytes)")
@@ -167,9 +261,19 @@ async def _read_json(request: web.Request) -> tuple[Any, bytes]:
             raw = await request.read()
     except TimeoutError:
         raise BadRequest(408, "the request body did not arrive in time") from None
+    except web.RequestPayloadError as exc:
+        raise BadRequest(400, payload_problem(exc, encoding)) from None
+    return parse_body(raw), raw
+
+
+def parse_body(raw: bytes) -> Any:
     try:
-        return jsonio.loads(raw), raw
+        return jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+            raise BadRequest(
+                400, f"request body is nested more than {jsonio.MAX_DEPTH} levels deep; flatten it"
+            ) from None
         raise BadRequest(400, f"request body is not valid JSON: {exc}") from None
 
 
@@ -237,27 +341,32 @@ async def answer_cloud(
         record.detail = f"cloud failed after {exc.attempts} attempt(s): {exc.body['error']['message']}"[:300]
         return web.json_response(exc.body, status=exc.status)
     stats = RelayStats()
-    out = await relay(request, resp, first, stats, started, {"x-switchyard-route": "cloud"})
-    record.status = stats.status
-    record.ttft_ms = stats.ttft_ms
-    record.input_tokens = stats.input_tokens
-    record.output_tokens = stats.output_tokens
-    if stats.truncated:
-        record.detail = stats.truncated
-    return out
+    try:
+        return await relay(request, resp, first, stats, started, {"x-switchyard-route": "cloud"})
+    finally:
+        # Also when the relay is cut short (client gone, shutdown): the record says how far it got.
+        record.status = stats.status
+        record.ttft_ms = stats.ttft_ms
+        record.input_tokens = stats.input_tokens
+        record.output_tokens = stats.output_tokens
+        if stats.truncated:
+            record.detail = stats.truncated
 
 
-async def _answer_local(
-    request: web.Request,
-    st: State,
-    body: dict[str, Any],
-    raw: bytes,
-    modified: bool,
-    decision: Decision,
-    facts: RequestFacts,
-    record: DecisionRecord,
-    started: float,
-) -> web.StreamResponse:
+def _cloud_bytes(raw: bytes, body: dict[str, Any], model: str, modified: bool) -> bytes:
+    """The cloud request; a 400 when the body would have to be re-encoded and is too deep for that.
+
+    Usually the client's bytes are forwarded with the model spliced in; a body that must be
+    re-encoded (subagent tag removed, model not the first key) goes through json.dumps, which
+    raises RecursionError near 1,000 levels while orjson parsed up to 1,024.
+    """
+    try:
+        return cloud_payload(raw, body, model, modified)
+    except RecursionError:
+        raise BadRequest(400, "request body is nested too deeply to be re-encoded for the cloud; flatten it") from None
+
+
+def _local_request(st: State, body: dict[str, Any], decision: Decision, facts: RequestFacts) -> LocalRequest:
     assert st.local_session is not None
     session, turn = facts.session, facts.turn_key
 
@@ -269,14 +378,7 @@ async def _answer_local(
         if facts.tool_count == 0 or st.health.capabilities.tools is not False:
             st.token_ratio.observe(facts.estimated_tokens, counted)
 
-    async def to_cloud() -> web.StreamResponse:
-        # The request was judged simple (or background): the cloud's simple tier answers it.
-        if record.fallback == "connect-error":
-            st.health.forget()  # the next request re-checks instead of trusting a stale "up"
-        model = st.cfg.cloud.simple_model
-        return await answer_cloud(request, st, cloud_payload(raw, body, model, modified), model, record, started)
-
-    lr = LocalRequest(
+    return LocalRequest(
         session=st.local_session,
         cfg=st.cfg.local,
         api_key=st.local_key,
@@ -286,6 +388,37 @@ async def _answer_local(
         on_broken=on_broken,
         on_prompt_tokens=on_prompt_tokens,
     )
+
+
+def _reparsed_body(raw: bytes, modified: bool) -> dict[str, Any]:
+    """The request body again, for a fallback that must re-encode it (see _answer_local)."""
+    body = jsonio.loads(raw)
+    assert isinstance(body, dict)
+    if modified:
+        strip_subagent_tag(body)
+    return body
+
+
+async def _answer_local(
+    request: web.Request,
+    st: State,
+    lr: LocalRequest,
+    raw: bytes,
+    modified: bool,
+    facts: RequestFacts,
+    record: DecisionRecord,
+    started: float,
+) -> web.StreamResponse:
+    async def to_cloud() -> web.StreamResponse:
+        # The request was judged simple (or background): the cloud's simple tier answers it.
+        if record.fallback == "connect-error":
+            st.health.forget()  # the next request re-checks instead of trusting a stale "up"
+        model = st.cfg.cloud.simple_model
+        # The parsed body was let go once translated (memory, see messages): parse the client's
+        # bytes again, which costs 0.2 ms on fallbacks only.
+        body = _reparsed_body(raw, modified)
+        return await answer_cloud(request, st, _cloud_bytes(raw, body, model, modified), model, record, started)
+
     return await answer_local_or_fallback(request, lr, record, started, facts.stream, to_cloud)
 
 
@@ -306,6 +439,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
         session=facts.session,
         stream=facts.stream,
     )
+    task = asyncio.current_task()
+    assert task is not None
+    st.inflight.add(task)
     try:
         decision = await _decide(st, facts, record)
         record.reason = decision.reason
@@ -313,18 +449,111 @@ async def messages(request: web.Request) -> web.StreamResponse:
         if decision.detail and not record.detail:
             record.detail = decision.detail
         if decision.route == "local":
-            return await _answer_local(request, st, body, raw, modified, decision, facts, record, started)
-        payload = cloud_payload(raw, body, decision.model, modified)
+            lr = _local_request(st, body, decision, facts)
+            # The parsed body (a 78 KB Claude Code body is ~175 KB of objects) is handed to the local
+            # path, which lets it go once translated instead of holding it for the whole answer:
+            # at concurrency 50 that is the largest thing alive.
+            del body
+            return await _answer_local(request, st, lr, raw, modified, facts, record, started)
+        payload = _cloud_bytes(raw, body, decision.model, modified)
         return await answer_cloud(request, st, payload, decision.model, record, started)
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        # The client went away mid-answer; nothing left to send.
-        record.detail = (record.detail or "") + " client disconnected"
+    except BadRequest as exc:
+        record.status = exc.status
+        record.detail = str(exc)[:300]
+        raise
+    except asyncio.CancelledError:
+        if st.cutting and request.transport is not None:
+            # Our own cut at the end of the shutdown grace period: the client is still there.
+            task.uncancel()
+            return await _end_for_shutdown(request, st, record)
+        # aiohttp cancels the handler when its client disconnects (handler_cancellation): whatever
+        # was under way (a held local answer, a cloud call, its retries) stops here, unbilled.
+        _client_gone(record)
+        raise
+    except ConnectionError:
+        # A write to a client that has just gone (before aiohttp noticed and cancelled us).
+        _client_gone(record)
         raise
     finally:
+        st.inflight.discard(task)
         record.total_ms = (time.monotonic() - started) * 1000
         if not record.status:
             record.status = 499  # no answer was completed (client gone or cancelled)
         st.decisions.write(record)
+
+
+def _client_gone(record: DecisionRecord) -> None:
+    # 499 (nginx's "client closed request") even when headers were sent: the answer never completed.
+    sent = f" after {record.status} was sent" if record.status else ""
+    record.status = 499
+    record.detail = _join_detail(record.detail, f"the client went away before the answer was complete{sent}")
+
+
+def _join_detail(first: str | None, second: str) -> str:
+    return (f"{first}; {second}" if first else second)[:300]
+
+
+SHUTDOWN_MESSAGE = "Switchyard is shutting down; retry the request"
+
+
+async def _end_for_shutdown(request: web.Request, st: State, record: DecisionRecord) -> web.StreamResponse:
+    """Finish a request cut at shutdown: a 503 if nothing was sent, else a closing error event."""
+    grace = st.cfg.listen.shutdown_grace_s
+    prepared: web.StreamResponse | None = request.get(PREPARED)
+    record.status = 503
+    if prepared is None:
+        record.detail = _join_detail(record.detail, f"not answered within the {grace:g} s shutdown grace period")
+        resp = error_response(503, SHUTDOWN_MESSAGE)
+        resp.headers["Retry-After"] = "1"
+        resp.force_close()
+        return resp
+    if prepared.content_type == "text/event-stream":
+        # The blank line first: a frame the upstream had only half sent is ended (an SSE parser drops
+        # an event without data, and a complete one is unaffected), so the error event is one of its own.
+        event = b"\n\n" + encode_event("error", error_body(503, f"{SHUTDOWN_MESSAGE}: the answer was cut off"))
+        with contextlib.suppress(RuntimeError, ConnectionError):  # already ended, or the client left
+            await prepared.write(event)
+            await prepared.write_eof()
+        what = "stream ended with an error event"
+    else:
+        prepared.force_close()
+        what = "body cut short"
+    record.detail = _join_detail(
+        record.detail, f"cut at shutdown after the {grace:g} s grace period ({prepared.status} had been sent; {what})"
+    )
+    return prepared
+
+
+async def _remember_prepared(request: web.Request, response: web.StreamResponse) -> None:
+    request[PREPARED] = response
+
+
+async def _drain(app: web.Application) -> None:
+    """At shutdown (listening stopped, idle connections closed): let answers finish, then cut them.
+
+    Answers still running ``margin`` seconds before ``listen.shutdown_grace_s`` is over are
+    cancelled; each then ends with a well-formed Anthropic error (a 503, or an ``error`` event on a
+    stream) and a decision record that says so, all within the grace period.
+    """
+    st = app[STATE]
+    grace = st.cfg.listen.shutdown_grace_s
+    margin = cut_margin_s(grace)
+    if not st.inflight:
+        return
+    log.info("shutting down: %d answer(s) in flight get up to %g s to finish", len(st.inflight), grace)
+    await asyncio.wait(set(st.inflight), timeout=grace - margin)
+    if not st.inflight:
+        return
+    st.cutting = True
+    log.warning("shutting down: cutting %d answer(s) still running after %g s", len(st.inflight), grace - margin)
+    for task in list(st.inflight):
+        task.cancel()
+    await asyncio.wait(set(st.inflight), timeout=margin)
+
+
+def cut_margin_s(grace: float) -> float:
+    """Time kept at the end of the grace period to end cut answers properly."""
+    return min(2.0, grace / 4)
 
 
 # --- app -----------------------------------------------------------------------------------------
@@ -341,6 +570,7 @@ def build_state(cfg: Config, environ: dict[str, str] | None = None) -> State:
         health=LocalHealth(cfg.local, cfg.routing.health_cache_s, cfg.local_key(env)),
         memory=TurnMemory(cfg.routing.verdict_cache_size),
         decisions=DecisionLog(cfg.log.decisions, cfg.log.max_bytes, cfg.log.backups),
+        connections=ConnectionStats(max=cfg.listen.max_connections),
     )
 
 
@@ -363,11 +593,13 @@ async def _sessions(app: web.Application) -> Any:
 
 def build_app(state: State) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[capacity_middleware, errors_middleware, auth_middleware],
         client_max_size=state.cfg.listen.max_body_bytes,
     )
     app[STATE] = state
     app.cleanup_ctx.append(_sessions)
+    app.on_response_prepare.append(_remember_prepared)
+    app.on_shutdown.append(_drain)
     app.router.add_route("HEAD", "/", root)
     app.router.add_get("/", root, allow_head=False)
     app.router.add_get("/health", health)
@@ -399,13 +631,53 @@ def _use_fast_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def serve(cfg: Config) -> int:
-    """Run in the foreground until SIGTERM/SIGINT; in-flight answers get the grace period to finish."""
-    logging.basicConfig(
-        level=os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+def make_runner(app: web.Application) -> SwitchyardRunner:
+    """The runner ``serve`` and the tests use: Switchyard's HTTP layer, limits and timeouts."""
+    st = app[STATE]
+    listen = st.cfg.listen
+    return SwitchyardRunner(
+        app,
+        stats=st.connections,
+        # The drain (on_shutdown) has already ended every answer within the grace period; this
+        # only bounds aiohttp's own wait for whatever is left.
+        shutdown_timeout=cut_margin_s(listen.shutdown_grace_s),
+        keepalive_timeout=listen.idle_timeout_s,
     )
+
+
+async def run_until_signalled(app: web.Application) -> None:
+    listen = app[STATE].cfg.listen
+    runner = make_runner(app)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGHUP too: a closed terminal (or a stray `kill -HUP`) ended the process at once, cutting
+    # streams mid-event and leaving the pidfile; now it is the same graceful stop as SIGTERM.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, listen.host, listen.port, backlog=512)
+        await site.start()
+        log.info(
+            "Switchyard %s listening on http://%s:%d (up to %d connections)",
+            __version__,
+            listen.host,
+            listen.port,
+            app[STATE].connections.max,
+        )
+        await stop.wait()
+        log.info("Switchyard stopping: %d answer(s) in flight", len(app[STATE].inflight))
+    finally:
+        await runner.cleanup()
+
+
+def serve(cfg: Config) -> int:
+    """Run in the foreground until SIGTERM, SIGINT or SIGHUP; in-flight answers get the grace period to finish."""
+    level = os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO")
+    try:
+        setup_logging(level, cfg.log.server, cfg.log.server_max_bytes, cfg.log.server_backups)
+    except OSError as exc:
+        return _fail(f"cannot write the server log {cfg.log.server}: {exc.strerror or exc}")
     listen = cfg.listen
     try:
         state = build_state(cfg)
@@ -423,19 +695,20 @@ def serve(cfg: Config) -> int:
         if other is not None:
             return _fail(f"already running as PID {other} (pidfile {listen.pidfile}); stop it first")
         pidfile.write_pidfile(listen.pidfile)
+    descriptors = raise_descriptor_limit()
+    cap = connection_cap(listen.max_connections, descriptors)
+    if cap < listen.max_connections:
+        log.warning(
+            "the descriptor limit (%d) leaves room for %d client connections, not listen.max_connections=%d",
+            descriptors,
+            cap,
+            listen.max_connections,
+        )
+    state.connections.max = cap
     app = build_app(state)
     _use_fast_loop()
     try:
-        log.info("Switchyard %s listening on http://%s:%d", __version__, listen.host, listen.port)
-        web.run_app(
-            app,
-            host=listen.host,
-            port=listen.port,
-            shutdown_timeout=listen.shutdown_grace_s,
-            print=None,
-            access_log=None,
-            handle_signals=True,
-        )
+        asyncio.run(run_until_signalled(app))
     except OSError as exc:
         return _fail(f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}")
     finally:

@@ -34,6 +34,39 @@ def _weighted_len(text: str) -> float:
     return n + extra * 0.75
 
 
+def _json_chars(value: Any, *, compact: bool) -> int:
+    """Length of ``value`` as JSON text (``ensure_ascii=False``), whatever its depth.
+
+    ``json.dumps`` recurses in C and raises RecursionError near 1,000 levels, which a body orjson
+    accepted (up to 1,024) can reach; then an iterative count gives the same length.
+    """
+    try:
+        if compact:
+            return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        return len(json.dumps(value, ensure_ascii=False))
+    except RecursionError:
+        return _json_chars_iterative(value, compact=compact)
+
+
+def _json_chars_iterative(value: Any, *, compact: bool) -> int:
+    item_sep, key_sep = (1, 1) if compact else (2, 2)  # "," ":" or ", " ": "
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            total += 2 + max(len(v) - 1, 0) * item_sep + len(v) * key_sep
+            for key, item in v.items():
+                total += len(json.dumps(str(key), ensure_ascii=False))
+                stack.append(item)
+        elif isinstance(v, list):
+            total += 2 + max(len(v) - 1, 0) * item_sep
+            stack.extend(v)
+        else:
+            total += len(json.dumps(v, ensure_ascii=False))
+    return total
+
+
 def _content_chars(content: Any) -> tuple[float, float]:
     """(prose characters, JSON characters) in a message's content."""
     if isinstance(content, str):
@@ -49,7 +82,7 @@ def _content_chars(content: Any) -> tuple[float, float]:
         if kind == "text" and isinstance(block.get("text"), str):
             prose += _weighted_len(block["text"])
         elif kind == "tool_use":
-            js += len(json.dumps(block.get("input", {}), ensure_ascii=False)) + len(str(block.get("name", "")))
+            js += _json_chars(block.get("input", {}), compact=False) + len(str(block.get("name", "")))
         elif kind == "tool_result":
             p, j = _content_chars(block.get("content"))
             prose += p
@@ -84,7 +117,7 @@ def _tools_tokens(tools: list[Any]) -> float:
         js += len(str(tool.get("name", "")))
         schema = tool.get("input_schema")
         if schema is not None:
-            js += len(json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
+            js += _json_chars(schema, compact=True)
     value = prose / SYSTEM_CHARS_PER_TOKEN + js / JSON_CHARS_PER_TOKEN + PER_TOOL_TOKENS * len(key)
     if len(_TOOLS_CACHE) >= _TOOLS_CACHE_MAX:
         _TOOLS_CACHE.clear()

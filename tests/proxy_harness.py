@@ -19,7 +19,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from proxy.config import Config, config_from_dict
-from proxy.server import State, build_app, build_state
+from proxy.server import State, build_app, build_state, make_runner
 
 ROUTER_KEY = "test-router-key-0123456789"
 CLOUD_KEY_ENV = "SWITCHYARD_LITELLM_KEY"
@@ -34,7 +34,8 @@ def make_config(
 ) -> Config:
     """A complete config pointing at the given servers, with per-section overrides."""
     data: dict[str, dict[str, Any]] = {
-        "listen": {"host": "127.0.0.1", "port": 1, "pidfile": str(tmp / "switchyard.pid")},
+        # A short grace: stopping a test proxy with a stalled answer in flight waits for it.
+        "listen": {"host": "127.0.0.1", "port": 1, "pidfile": str(tmp / "switchyard.pid"), "shutdown_grace_s": 2.0},
         "local": {
             "base_url": local_url,
             "model": "local-model",
@@ -75,6 +76,7 @@ class ProxyThread:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="switchyard-test")
         self._error: BaseException | None = None
+        self.runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -94,9 +96,12 @@ class ProxyThread:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         try:
-            runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=2)
+            # The runner `serve` uses: Switchyard's HTTP layer (Anthropic JSON for malformed HTTP,
+            # the connection cap) and handler cancellation when a client disconnects.
+            runner = make_runner(build_app(self.state))
             await runner.setup()
             await web.SockSite(runner, self._sock).start()
+            self.runner = runner
         except BaseException as exc:
             self._error = exc
             self._ready.set()

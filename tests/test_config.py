@@ -63,6 +63,9 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
         ('base_url = "http://127.0.0.1:4000"', 'base_url = "127.0.0.1:4000"', "'cloud.base_url' must be an http"),
         ("[cloud]", '[cloud]\nkey_env = "sk-live-abc123-secret!"', "must name an environment variable"),
         ("classify_timeout_s = 15", "classify_timeout_s = 0", "must be greater than 0"),
+        ("port = 3456", "port = 3456\nmax_connections = 0", "'listen.max_connections' must be greater than 0"),
+        ("[log]", '[log]\nserver = "proxy.log"', "'log.server' must be an absolute path"),
+        ("[log]", "[log]\nserver_backups = 0", "'log.server_backups' must be greater than 0"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -190,6 +190,7 @@ def test_config_renders_and_loads_with_proxy_loader(tmp_path: Path) -> None:
     assert cfg.local.model == 'qwen "3" \\ local'
     assert cfg.listen.pidfile == str(p.pidfile)
     assert cfg.log.decisions == str(p.decisions_log)
+    assert cfg.log.server == str(p.proxy_log)  # the proxy rotates the log systemd appends to
     assert cfg.routing.classify_timeout_s == 15.0
     assert cfg.cloud.key_env == "SWITCHYARD_LITELLM_KEY"
     assert cfg.local.context_tokens == 0  # read it from the server

@@ -114,6 +114,14 @@ def test_log_check_judgement() -> None:
 # ---------------------------------------------------------------- faults made on purpose, end to end
 
 
+def test_a_decision_log_that_recovered_is_writable() -> None:
+    assert d.log_writable({"written": 5, "failed": 2, "ok": True, "last_error": None})
+    assert not d.log_writable({"written": 5, "failed": 2, "ok": False, "last_error": "No space left on device"})
+    # A proxy from before "ok" was reported: any failure means trouble.
+    assert not d.log_writable({"written": 5, "failed": 2})
+    assert d.log_writable({"written": 5, "failed": 0})
+
+
 def test_config_that_does_not_load_and_literal_home(user_paths: UserPaths) -> None:
     config = write_setup(user_paths, port=1)
     config.write_text(config.read_text().replace(str(user_paths.state), "$HOME/.local/state"))

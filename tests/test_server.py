@@ -261,7 +261,14 @@ def test_health_counts_requests_and_decision_records(proxy: ProxyThread, upstrea
     proxy.decisions(1)
     data = httpx.get(proxy.url + "/health", headers=proxy.headers()).json()
     assert data["requests"] == 1
-    assert data["decisions"] == {"path": proxy.cfg.log.decisions, "written": 1, "failed": 0, "last_error": None}
+    assert data["decisions"] == {
+        "path": proxy.cfg.log.decisions,
+        "written": 1,
+        "failed": 0,
+        "ok": True,
+        "last_error": None,
+        "last_failure": None,
+    }
 
 
 def test_unwritable_decision_log_is_reported_not_fatal(tmp_path: Path, upstream: AnthropicUpstream) -> None:

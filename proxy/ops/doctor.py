@@ -302,6 +302,19 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def log_writable(counters: Mapping[str, object]) -> bool:
+    """Is the proxy's decision log writable now, by the counters /health reported?
+
+    "ok" is the current state (a disk that filled up once and has room again is fine); a proxy
+    from before it reported only counters, so there any failure counts.
+    """
+    ok = counters.get("ok")
+    if isinstance(ok, bool):
+        return ok
+    failed = counters.get("failed")
+    return not (isinstance(failed, int) and failed > 0)
+
+
 def _log_probe(cfg: Config, key: str, live: int | None) -> LogProbe:
     log = paths.decisions_path(cfg)
     if log is None:
@@ -332,7 +345,7 @@ def _log_probe(cfg: Config, key: str, live: int | None) -> LogProbe:
     last_error = counters.get("last_error")
     n_written = written if isinstance(written, int) else 0
     n_failed = failures if isinstance(failures, int) else 0
-    grew = r.status == 200 and n_failed == 0 and (n_written == 0 or log.exists())
+    grew = r.status == 200 and log_writable(counters) and (n_written == 0 or log.exists())
     return LogProbe(
         True,
         True,
