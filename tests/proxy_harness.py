@@ -61,8 +61,12 @@ def make_config(
 class ProxyThread:
     """The Switchyard app on its own event loop and thread."""
 
-    def __init__(self, cfg: Config, environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cfg: Config, environ: dict[str, str] | None = None, *, handler_cancellation: bool = False
+    ) -> None:
         env = {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY} if environ is None else environ
+        # True: a client that disconnects cancels its handler (aiohttp's handler_cancellation).
+        self.handler_cancellation = handler_cancellation
         self.state: State = build_state(cfg, env)
         self.cfg = cfg
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -94,7 +98,12 @@ class ProxyThread:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         try:
-            runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=2)
+            runner = web.AppRunner(
+                build_app(self.state),
+                access_log=None,
+                shutdown_timeout=2,
+                handler_cancellation=self.handler_cancellation,
+            )
             await runner.setup()
             await web.SockSite(runner, self._sock).start()
         except BaseException as exc:
