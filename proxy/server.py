@@ -258,7 +258,7 @@ async def _answer_local(
         if record.fallback == "connect-error":
             st.health.forget()  # the next request re-checks instead of trusting a stale "up"
         model = st.cfg.cloud.simple_model
-        return await answer_cloud(request, st, cloud_payload(raw, body, model, modified), model, record, started)
+        return await answer_cloud(request, st, cloud_payload(body, model), model, record, started)
 
     lr = LocalRequest(
         session=st.local_session,
@@ -297,7 +297,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
             record.detail = decision.detail
         if decision.route == "local":
             return await _answer_local(request, st, body, raw, modified, decision, facts, record, started)
-        payload = cloud_payload(raw, body, decision.model, modified)
+        payload = cloud_payload(body, decision.model)
         return await answer_cloud(request, st, payload, decision.model, record, started)
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         # The client went away mid-answer; nothing left to send.

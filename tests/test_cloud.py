@@ -6,6 +6,7 @@ The stand-in Anthropic server plays LiteLLM directly where exact bytes and attem
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proxy.cloud import backoff_s, retry_after_s
+from proxy.cloud import backoff_s, cloud_payload, retry_after_s
 from proxy.config import CloudConfig
 from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
 from tests.standins import AnthropicUpstream
@@ -135,3 +136,28 @@ def test_retry_after_parsing_and_backoff() -> None:
     assert [backoff_s(n, cfg, None) for n in (1, 2, 3, 6)] == [0.5, 1.0, 2.0, 8.0]
     assert backoff_s(1, cfg, {"retry-after": "2.5"}) == 2.5
     assert backoff_s(1, cfg, {"retry-after": "3600"}) is None  # too long to hold Claude Code: give up now
+
+
+def test_duplicate_model_keys_cannot_pass_the_router(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:
+    # The router reads the last "model" (not an explicit choice: routed to the cloud's complex tier,
+    # the local server being down); the cloud must get that decision and nothing else.
+    raw = (
+        b'{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}],'
+        b'"model":"some-expensive-model"}'
+    )
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), content=raw, timeout=30)
+    assert r.status_code == 200
+    sent = upstream.requests_tagged("messages")[0].body
+    models = [v for k, v in json.loads(sent, object_pairs_hook=list) if k == "model"]
+    assert models == ["cloud-complex"]
+    assert proxy.decisions()[0]["model"] == "cloud-complex"
+
+
+def test_cloud_payload_sends_what_was_parsed() -> None:
+    raw = (Path(__file__).parent / "data" / "claude_code_turn1.json").read_bytes()
+    body = json.loads(raw)
+    out = json.loads(cloud_payload(body, "cloud-complex"))
+    assert out == {**body, "model": "cloud-complex"} and list(out) == list(body)
+    dup = json.loads(b'{"model":"a","stream":true,"model":"b","stream":false}')
+    sent = json.loads(cloud_payload(dup, "routed"), object_pairs_hook=list)
+    assert sent == [("model", "routed"), ("stream", False)]
