@@ -220,19 +220,21 @@ async def answer_cloud(
     record.route = "cloud"
     record.model = model
     try:
-        resp, first, _ = await open_cloud(st.cloud_session, st.cfg.cloud, st.cloud_key, payload, request.headers)
+        answer = await open_cloud(st.cloud_session, st.cfg.cloud, st.cloud_key, payload, request.headers)
     except CloudError as exc:
         record.status = exc.status
         record.detail = f"cloud failed after {exc.attempts} attempt(s): {exc.body['error']['message']}"[:300]
         return web.json_response(exc.body, status=exc.status)
-    stats = RelayStats()
-    out = await relay(request, resp, first, stats, started, {"x-switchyard-route": "cloud"})
+    stats = RelayStats(attempts=answer.attempts)
+    try:
+        out = await relay(request, answer, stats, started, {"x-switchyard-route": "cloud"})
+    finally:
+        record.ttft_ms = stats.ttft_ms
+        record.input_tokens = stats.input_tokens
+        record.output_tokens = stats.output_tokens
     record.status = stats.status
-    record.ttft_ms = stats.ttft_ms
-    record.input_tokens = stats.input_tokens
-    record.output_tokens = stats.output_tokens
-    if stats.truncated:
-        record.detail = stats.truncated
+    if stats.truncated or stats.note:
+        record.detail = stats.truncated or stats.note
     return out
 
 
