@@ -8,10 +8,10 @@ A streamed answer is relayed frame by frame: each read is cut into whole SSE fra
 parsed once and checked against the Anthropic stream grammar (:mod:`proxy.stream_grammar`), and
 only checked frames are passed on, as the upstream framed them.  Until the first frame goes to the
 client (held until ``message_start`` has been checked), connection errors, 429, 5xx, 529 and a
-malformed start are retried with exponential backoff that honours retry-after.  Afterwards a
-stream that breaks — cut, stalled past ``cloud.timeout_s``, or off the grammar — ends on a frame
-boundary with a well-formed ``error`` event, never silently truncated and never with the bad event
-passed on.
+malformed start are retried with exponential backoff that honours retry-after, within
+``cloud.first_byte_timeout_s``.  Afterwards a stream that breaks — cut, stalled past
+``cloud.timeout_s``, or off the grammar — ends on a frame boundary with a well-formed ``error``
+event, never silently truncated and never with the bad event passed on.
 
 A non-streaming answer is read whole, then checked: a body cut short or that is not a message
 becomes a 502 with an Anthropic error body, never a 200 with truncated JSON.
@@ -386,35 +386,57 @@ async def _attempt(
                 resp.close()
 
 
+def _budget(cfg: CloudConfig, stream: bool) -> tuple[float, str]:
+    """How long the client may wait for the answer to start, and the key that says so."""
+    if stream:
+        return cfg.first_byte_timeout_s, "cloud.first_byte_timeout_s"
+    return cfg.timeout_s, "cloud.timeout_s"
+
+
 async def open_cloud(
     session: aiohttp.ClientSession,
     cfg: CloudConfig,
     key: str,
     payload: bytes,
     client_headers: Mapping[str, str],
+    *,
+    stream: bool,
 ) -> CloudAnswer:
-    """POST to LiteLLM with retries.  Returns an answer that may go to the client, or raises
-    CloudError (the status and body to answer with).  Cancellation propagates."""
+    """POST to LiteLLM with retries, within the first-byte budget.
+
+    Returns an answer that may go to the client, or raises CloudError (the status and body to
+    answer with).  Cancellation propagates.
+    """
     url = f"{cfg.base_url.rstrip('/')}/v1/messages"
     headers = upstream_headers(client_headers, key)
+    # sock_read bounds each read once the answer flows; the budget below bounds the start.
     timeout = aiohttp.ClientTimeout(total=None, connect=cfg.connect_timeout_s, sock_read=cfg.timeout_s)
+    budget, budget_key = _budget(cfg, stream)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
     attempt = 0
-    while True:
-        attempt += 1
-        try:
-            answer = await _attempt(session, url, payload, headers, timeout)
-        except _Retryable as exc:
-            wait = backoff_s(attempt, cfg, exc.headers) if attempt < cfg.max_attempts else None
-            if wait is None:
-                raise CloudError(exc.status, exc.body, attempt) from None
-            log.info("cloud attempt %d failed (%s); retrying in %.2f s", attempt, exc.status, wait)
-            await asyncio.sleep(wait)
-            continue
-        except CloudError as exc:
-            exc.attempts = attempt
-            raise
-        answer.attempts = attempt
-        return answer
+    try:
+        async with asyncio.timeout_at(deadline):
+            while True:
+                attempt += 1
+                try:
+                    answer = await _attempt(session, url, payload, headers, timeout)
+                except _Retryable as exc:
+                    wait = backoff_s(attempt, cfg, exc.headers) if attempt < cfg.max_attempts else None
+                    if wait is None or loop.time() + wait >= deadline:
+                        # Out of attempts, or the wait would outlast the budget: say so now.
+                        raise CloudError(exc.status, exc.body, attempt) from None
+                    log.info("cloud attempt %d failed (%s); retrying in %.2f s", attempt, exc.status, wait)
+                    await asyncio.sleep(wait)
+                    continue
+                except CloudError as exc:
+                    exc.attempts = attempt
+                    raise
+                answer.attempts = attempt
+                return answer
+    except TimeoutError:
+        msg = f"the cloud model did not start answering within {budget:g} s ({budget_key})"
+        raise CloudError(504, error_body(504, msg), attempt) from None
 
 
 # ----- relaying -------------------------------------------------------------------------------------

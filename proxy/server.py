@@ -220,7 +220,9 @@ async def answer_cloud(
     record.route = "cloud"
     record.model = model
     try:
-        answer = await open_cloud(st.cloud_session, st.cfg.cloud, st.cloud_key, payload, request.headers)
+        answer = await open_cloud(
+            st.cloud_session, st.cfg.cloud, st.cloud_key, payload, request.headers, stream=record.stream
+        )
     except CloudError as exc:
         record.status = exc.status
         record.detail = f"cloud failed after {exc.attempts} attempt(s): {exc.body['error']['message']}"[:300]

@@ -24,6 +24,7 @@ from tests.standins.anthropic_faults import VIOLATIONS, boundaries, encode, fram
 from tests.standins.anthropic_upstream import (
     Fault,
     RawReply,
+    StallReply,
     error_reply,
     text_reply,
     tool_use_reply,
@@ -297,6 +298,35 @@ def test_cloud_payload_sends_what_was_parsed() -> None:
     assert sent == [("model", "routed"), ("stream", False)]
 
 
+def test_a_cloud_that_stalls_before_its_headers_fails_within_the_first_byte_budget(
+    tmp_path: Path, upstream: AnthropicUpstream
+) -> None:
+    upstream.default = StallReply(None)
+    # timeout_s is the long-answer allowance; before, each of 3 attempts waited all of it.
+    with fault_proxy(tmp_path, upstream, timeout_s=600.0, first_byte_timeout_s=1.0) as p:
+        r = stream_raw(p, timeout=60)
+        assert r.status_code == 504 and r.json()["error"]["type"] == "timeout_error"
+        assert "within 1 s (cloud.first_byte_timeout_s)" in r.json()["error"]["message"]
+        rec = p.decisions()[0]
+    assert rec["status"] == 504
+    upstream.wait_for_disconnects(1)  # the stalled upstream call was closed, not left hanging
+
+
+def test_a_long_answer_may_outlast_the_first_byte_budget(tmp_path: Path, upstream: AnthropicUpstream) -> None:
+    upstream.script(text_reply("slow but steady " * 4, event_delay=0.1))  # about 2 s in all
+    with fault_proxy(tmp_path, upstream, first_byte_timeout_s=0.5) as p:
+        r = stream_raw(p)
+    assert r.status_code == 200 and b"message_stop" in r.content and b"event: error" not in r.content
+
+
+def test_a_non_streaming_answer_gets_the_long_answer_allowance(tmp_path: Path, upstream: AnthropicUpstream) -> None:
+    # A non-streaming answer arrives whole when it is done: its first byte is its last.
+    upstream.script(StallReply(1.5, then=text_reply("took a while")))
+    with fault_proxy(tmp_path, upstream, first_byte_timeout_s=0.5) as p:
+        r = httpx.post(p.url + "/v1/messages", headers=p.headers(), json=messages_body(model="cloud"), timeout=60)
+    assert r.status_code == 200 and r.json()["content"][0]["text"] == "took a while"
+
+
 def test_a_stalled_stream_ends_with_an_error_event(tmp_path: Path, upstream: AnthropicUpstream) -> None:
     upstream.script(RawReply(RECORDED, fault=Fault(stall_at=boundaries(RECORDED)[6])))
     with fault_proxy(tmp_path, upstream, timeout_s=1.0) as p:
@@ -305,3 +335,13 @@ def test_a_stalled_stream_ends_with_an_error_event(tmp_path: Path, upstream: Ant
     assert r.content.startswith(RECORDED[: boundaries(RECORDED)[6]])
     assert r.content.endswith(b"\n\n") and b"event: error" in r.content and b"stalled" in r.content
     assert "stalled" in rec["detail"]
+
+
+def test_a_retry_after_beyond_the_first_byte_budget_is_not_waited_for(
+    tmp_path: Path, upstream: AnthropicUpstream
+) -> None:
+    upstream.fail_next(3, status=529, retry_after=5)
+    with fault_proxy(tmp_path, upstream, first_byte_timeout_s=2.0) as p:
+        r = stream_raw(p)
+    assert r.status_code == 529  # the upstream's own answer at once, not a 504 after a useless wait
+    assert len(upstream.requests_tagged("messages")) == 1
