@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -60,14 +60,22 @@ _STATUS_FOR_ERROR_TYPE = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
-class CloudError(Exception):
-    """The cloud could not answer; carries the status and Anthropic error body for the client."""
+# Upstream headers a client needs to pace itself: passed on with every cloud answer.
+_PASSED_HEADERS = frozenset({"retry-after", "retry-after-ms"})
+_PASSED_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
 
-    def __init__(self, status: int, body: dict[str, Any], attempts: int) -> None:
+
+class CloudError(Exception):
+    """The cloud could not answer; carries the status, Anthropic error body and headers for the client."""
+
+    def __init__(
+        self, status: int, body: dict[str, Any], attempts: int, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(body["error"]["message"])
         self.status = status
         self.body = body
         self.attempts = attempts
+        self.headers: dict[str, str] = dict(headers or {})
 
 
 @dataclass
@@ -113,6 +121,16 @@ def upstream_headers(client_headers: Mapping[str, str], key: str) -> dict[str, s
         headers["x-api-key"] = key
         headers["authorization"] = f"Bearer {key}"
     return headers
+
+
+def passed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """retry-after and the rate-limit headers of an upstream answer, to pass on to the client."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        low = name.lower()
+        if low in _PASSED_HEADERS or low.startswith(_PASSED_PREFIXES):
+            out[low] = value
+    return out
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
@@ -281,6 +299,7 @@ class CloudAnswer:
     head: bytes
     stream: CloudStream | None
     attempts: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
     # Non-streaming: the usage of the message (a stream's is counted as it goes).
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -366,14 +385,14 @@ async def _attempt(
             body = _error_from_upstream(resp.status, raw)
             if resp.status in RETRY_STATUSES:
                 raise _Retryable(resp.status, body, resp.headers)
-            raise CloudError(resp.status, body, 1)
+            raise CloudError(resp.status, body, 1, passed_headers(resp.headers))
         if resp.headers.get("content-type", "").startswith("text/event-stream"):
             head, cs = await _stream_head(resp)
             ok = True
-            return CloudAnswer(resp, head, cs)
+            return CloudAnswer(resp, head, cs, headers=passed_headers(resp.headers))
         raw, message = await _whole_body(resp)
         ok = True
-        answer = CloudAnswer(resp, raw, None)
+        answer = CloudAnswer(resp, raw, None, headers=passed_headers(resp.headers))
         answer.input_tokens, answer.output_tokens = usage_of(message.get("usage"))
         return answer
     finally:
@@ -404,8 +423,8 @@ async def open_cloud(
 ) -> CloudAnswer:
     """POST to LiteLLM with retries, within the first-byte budget.
 
-    Returns an answer that may go to the client, or raises CloudError (the status and body to
-    answer with).  Cancellation propagates.
+    Returns an answer that may go to the client, or raises CloudError (the status, body and
+    headers to answer with).  Cancellation propagates.
     """
     url = f"{cfg.base_url.rstrip('/')}/v1/messages"
     headers = upstream_headers(client_headers, key)
@@ -424,8 +443,9 @@ async def open_cloud(
                 except _Retryable as exc:
                     wait = backoff_s(attempt, cfg, exc.headers) if attempt < cfg.max_attempts else None
                     if wait is None or loop.time() + wait >= deadline:
-                        # Out of attempts, or the wait would outlast the budget: say so now.
-                        raise CloudError(exc.status, exc.body, attempt) from None
+                        # Out of attempts, or the wait would outlast the budget: say so now, with the
+                        # upstream's own retry-after for the client to honour.
+                        raise CloudError(exc.status, exc.body, attempt, passed_headers(exc.headers or {})) from None
                     log.info("cloud attempt %d failed (%s); retrying in %.2f s", attempt, exc.status, wait)
                     await asyncio.sleep(wait)
                     continue
@@ -487,7 +507,7 @@ async def relay(
     resp = answer.resp
     stats.status = resp.status
     content_type = resp.headers.get("content-type", "application/json")
-    headers = {"content-type": content_type, **extra_headers}
+    headers = {"content-type": content_type, **answer.headers, **extra_headers}
     cs = answer.stream
     if cs is None:
         resp.release()

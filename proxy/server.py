@@ -226,7 +226,7 @@ async def answer_cloud(
     except CloudError as exc:
         record.status = exc.status
         record.detail = f"cloud failed after {exc.attempts} attempt(s): {exc.body['error']['message']}"[:300]
-        return web.json_response(exc.body, status=exc.status)
+        return web.json_response(exc.body, status=exc.status, headers=exc.headers)
     stats = RelayStats(attempts=answer.attempts)
     try:
         out = await relay(request, answer, stats, started, {"x-switchyard-route": "cloud"})

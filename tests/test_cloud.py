@@ -337,11 +337,30 @@ def test_a_stalled_stream_ends_with_an_error_event(tmp_path: Path, upstream: Ant
     assert "stalled" in rec["detail"]
 
 
-def test_a_retry_after_beyond_the_first_byte_budget_is_not_waited_for(
+def test_429_given_up_passes_retry_after_and_rate_limit_headers(
+    proxy: ProxyThread, upstream: AnthropicUpstream
+) -> None:
+    limits = (("anthropic-ratelimit-requests-remaining", "0"), ("x-ratelimit-limit-requests", "50"))
+    upstream.script(error_reply(429, retry_after=120, headers=limits))  # too long to wait for: given up at once
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud"), timeout=30)
+    assert r.status_code == 429 and r.headers["retry-after"] == "120"
+    assert r.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert r.headers["x-ratelimit-limit-requests"] == "50"
+    assert len(upstream.requests_tagged("messages")) == 1
+    upstream.clear()
+    upstream.fail_next(3, status=429, retry_after=0.05)  # out of attempts: the last answer's header
+    r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body(model="cloud"), timeout=30)
+    assert r.status_code == 429 and r.headers["retry-after"] == "0.05"
+    # Answers that succeed carry them too (Claude Code reads anthropic-ratelimit-* for its warnings).
+    upstream.script(text_reply("ok", extra_headers=limits))
+    assert stream_raw(proxy).headers["anthropic-ratelimit-requests-remaining"] == "0"
+
+
+def test_retry_after_beyond_the_first_byte_budget_is_given_up_at_once(
     tmp_path: Path, upstream: AnthropicUpstream
 ) -> None:
     upstream.fail_next(3, status=529, retry_after=5)
     with fault_proxy(tmp_path, upstream, first_byte_timeout_s=2.0) as p:
         r = stream_raw(p)
-    assert r.status_code == 529  # the upstream's own answer at once, not a 504 after a useless wait
+    assert r.status_code == 529 and r.headers["retry-after"] == "5"
     assert len(upstream.requests_tagged("messages")) == 1
