@@ -16,8 +16,9 @@ event, never silently truncated and never with the bad event passed on.
 A non-streaming answer is read whole, then checked: a body cut short or that is not a message
 becomes a 502 with an Anthropic error body, never a 200 with truncated JSON.
 
-Under cancellation (a client that disconnects), CancelledError propagates through every await here
-and each upstream response is closed on the way out.
+A client that disconnects stops the work: the handler is cancelled (CancelledError propagates
+through every await here, and each upstream response is closed on the way out), and no new attempt
+starts once the client's connection is closing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,14 @@ class CloudError(Exception):
         self.body = body
         self.attempts = attempts
         self.headers: dict[str, str] = dict(headers or {})
+
+
+class ClientGone(Exception):
+    """The client disconnected before the next attempt: no more upstream calls for it."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"client disconnected after {attempts} cloud attempt(s)")
+        self.attempts = attempts
 
 
 @dataclass
@@ -420,11 +429,12 @@ async def open_cloud(
     client_headers: Mapping[str, str],
     *,
     stream: bool,
+    client_gone: Callable[[], bool] = lambda: False,
 ) -> CloudAnswer:
     """POST to LiteLLM with retries, within the first-byte budget.
 
-    Returns an answer that may go to the client, or raises CloudError (the status, body and
-    headers to answer with).  Cancellation propagates.
+    Returns an answer that may go to the client, or raises CloudError (the status and body to
+    answer with) or ClientGone (the client left between attempts).  Cancellation propagates.
     """
     url = f"{cfg.base_url.rstrip('/')}/v1/messages"
     headers = upstream_headers(client_headers, key)
@@ -437,6 +447,8 @@ async def open_cloud(
     try:
         async with asyncio.timeout_at(deadline):
             while True:
+                if client_gone():
+                    raise ClientGone(attempt)
                 attempt += 1
                 try:
                     answer = await _attempt(session, url, payload, headers, timeout)

@@ -25,7 +25,7 @@ from aiohttp import web
 from proxy import __version__, jsonio, pidfile
 from proxy.capabilities import capabilities_json
 from proxy.classifier import classify, compact_view
-from proxy.cloud import CloudError, RelayStats, cloud_payload, open_cloud, relay
+from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
@@ -213,6 +213,11 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
 # --- answering -----------------------------------------------------------------------------------
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 async def answer_cloud(
     request: web.Request, st: State, payload: bytes, model: str, record: DecisionRecord, started: float
 ) -> web.StreamResponse:
@@ -221,15 +226,33 @@ async def answer_cloud(
     record.model = model
     try:
         answer = await open_cloud(
-            st.cloud_session, st.cfg.cloud, st.cloud_key, payload, request.headers, stream=record.stream
+            st.cloud_session,
+            st.cfg.cloud,
+            st.cloud_key,
+            payload,
+            request.headers,
+            stream=record.stream,
+            client_gone=lambda: _client_gone(request),
         )
     except CloudError as exc:
         record.status = exc.status
         record.detail = f"cloud failed after {exc.attempts} attempt(s): {exc.body['error']['message']}"[:300]
         return web.json_response(exc.body, status=exc.status, headers=exc.headers)
+    except ClientGone as exc:
+        record.status = 499
+        record.detail = f"client disconnected; no cloud attempt after {exc.attempts}"
+        return web.Response(status=499)
+    except asyncio.CancelledError:
+        record.status = 499
+        record.detail = "client disconnected while waiting for the cloud model"
+        raise
     stats = RelayStats(attempts=answer.attempts)
     try:
         out = await relay(request, answer, stats, started, {"x-switchyard-route": "cloud"})
+    except asyncio.CancelledError:
+        record.status = 499
+        record.detail = "client disconnected during the cloud answer"
+        raise
     finally:
         record.ttft_ms = stats.ttft_ms
         record.input_tokens = stats.input_tokens

@@ -7,6 +7,7 @@ The stand-in Anthropic server plays LiteLLM directly where exact bytes and attem
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,9 +154,9 @@ def test_retry_after_parsing_and_backoff() -> None:
 RECORDED = (Path(__file__).parent / "data" / "litellm_stream_tool_use.sse").read_bytes()
 
 
-def fault_proxy(tmp_path: Path, upstream: AnthropicUpstream, **cloud: Any) -> ProxyThread:
+def fault_proxy(tmp_path: Path, upstream: AnthropicUpstream, *, cancel: bool = False, **cloud: Any) -> ProxyThread:
     cfg = make_config(tmp_path, cloud_url=upstream.url, cloud=cloud)
-    return ProxyThread(cfg, {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY})
+    return ProxyThread(cfg, {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY}, handler_cancellation=cancel)
 
 
 def stream_raw(p: ProxyThread, timeout: float = 60) -> httpx.Response:
@@ -364,3 +365,60 @@ def test_retry_after_beyond_the_first_byte_budget_is_given_up_at_once(
         r = stream_raw(p)
     assert r.status_code == 529 and r.headers["retry-after"] == "5"
     assert len(upstream.requests_tagged("messages")) == 1
+
+
+def _send_and_hang_up(
+    p: ProxyThread, upstream: AnthropicUpstream, body: dict[str, Any], requests: int, after: bytes = b""
+) -> None:
+    """Send a request on a raw socket, wait until the upstream got REQUESTS attempts (and the answer
+    so far holds AFTER), then disconnect."""
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {ROUTER_KEY}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
+    ).encode()
+    port = int(p.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + payload)
+        upstream.wait_for_requests(requests, timeout=30, tag="messages")
+        got = b""
+        while after not in got:
+            chunk = sock.recv(65536)
+            assert chunk, f"the proxy closed the connection before sending {after!r}"
+            got += chunk
+
+
+@pytest.mark.parametrize("cancel", [True, False], ids=["handler-cancelled", "not-cancelled"])
+def test_client_gone_mid_retry_stops_the_cloud_attempts(
+    tmp_path: Path, upstream: AnthropicUpstream, cancel: bool
+) -> None:
+    upstream.fail_next(5, status=529, retry_after=1.0)
+    with fault_proxy(tmp_path, upstream, backoff_base_s=1.0, cancel=cancel) as p:
+        _send_and_hang_up(p, upstream, messages_body(model="cloud", stream=True), 1)
+        rec = p.decisions(at_least=1, timeout=30)[0]
+        time.sleep(2.0)  # longer than the backoff: a second attempt would have been made by now
+        attempts = len(upstream.requests_tagged("messages"))
+    assert rec["status"] == 499 and "disconnected" in rec["detail"]
+    assert attempts == 1
+
+
+def test_client_gone_while_the_cloud_stalls_closes_the_upstream_call(
+    tmp_path: Path, upstream: AnthropicUpstream
+) -> None:
+    upstream.default = StallReply(None)
+    with fault_proxy(tmp_path, upstream, cancel=True) as p:
+        _send_and_hang_up(p, upstream, messages_body(model="cloud", stream=True), 1)
+        upstream.wait_for_disconnects(1, timeout=30)  # the upstream connection was closed
+        rec = p.decisions(at_least=1, timeout=30)[0]
+        time.sleep(1.0)
+        attempts = len(upstream.requests_tagged("messages"))
+    assert rec["status"] == 499 and attempts == 1
+
+
+def test_client_gone_mid_stream_closes_the_upstream_stream(tmp_path: Path, upstream: AnthropicUpstream) -> None:
+    upstream.script(RawReply(RECORDED, fault=Fault(stall_at=boundaries(RECORDED)[6])))
+    with fault_proxy(tmp_path, upstream, cancel=True) as p:
+        _send_and_hang_up(p, upstream, messages_body(model="cloud", stream=True), 1, after=b"content_block_start")
+        upstream.wait_for_disconnects(1, timeout=30)
+        rec = p.decisions(at_least=1, timeout=30)[0]
+    assert rec["status"] == 499 and rec["ttft_ms"] is not None and "during the cloud answer" in rec["detail"]
