@@ -61,6 +61,8 @@ _STATUS_FOR_ERROR_TYPE = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+# Events whose data the relay reads beyond the grammar check (usage, an upstream error).
+_NOTED_EVENTS = frozenset({"message_start", "message_delta", "error"})
 # Upstream headers a client needs to pace itself: passed on with every cloud answer.
 _PASSED_HEADERS = frozenset({"retry-after", "retry-after-ms"})
 _PASSED_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
@@ -231,18 +233,36 @@ class CloudStream:
         return self._pass(self._splitter.feed(chunk))
 
     def _pass(self, frames: list[bytes]) -> bytes:
+        # The hot loop of the relay: one pass per frame, locals instead of attribute lookups.
         if self.violation is not None:
             return b""
+        grammar = self.grammar
+        check = grammar.feed
         good: list[bytes] = []
         for frame in frames:
-            if self.grammar.ended:
+            if grammar.ended:
                 self.dropped_after_end += len(frame)
                 continue
-            problem = self._check(frame)
-            if problem is not None:
-                self.violation = problem
-                break
-            good.append(frame)
+            event, data = parse_frame(frame)
+            if data is None:
+                if event is None:  # a comment (keep-alive): passed on as it is
+                    good.append(frame)
+                    continue
+                problem: str | None = f"'event: {event}' has no data"
+            else:
+                try:
+                    obj = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    problem = f"the data of {'an' if event is None else repr(event)} event is not JSON"
+                else:
+                    problem = check(event, obj)
+                    if problem is None:
+                        if obj["type"] in _NOTED_EVENTS:
+                            self._note(obj)
+                        good.append(frame)
+                        continue
+            self.violation = problem
+            break
         if not good:
             return b""
         return b"\n\n".join(good) + b"\n\n"
@@ -261,19 +281,6 @@ class CloudStream:
         """Words for the decision record about a trailing partial event, which is never passed on."""
         pending = len(self._splitter.pending.strip())
         return f" ({pending} bytes of an unfinished event dropped)" if pending else ""
-
-    def _check(self, frame: bytes) -> str | None:
-        event, data = parse_frame(frame)
-        if data is None:
-            return None if event is None else f"'event: {event}' has no data"  # comments pass
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return f"the data of {'an' if event is None else repr(event)} event is not JSON"
-        problem = self.grammar.feed(event, obj)
-        if problem is None:
-            self._note(obj)
-        return problem
 
     def _note(self, obj: dict[str, Any]) -> None:
         etype = obj["type"]

@@ -158,7 +158,7 @@ class FrameSplitter:
         parts = buf.split(b"\n\n")
         self._buf = parts.pop()
         # Runs of blank lines make empty parts; they carry nothing.
-        return [p for p in parts if p]
+        return [p for p in parts if p] if b"" in parts else parts
 
     def end(self) -> list[bytes]:
         """End of stream: a held trailing ``\\r`` was a line end after all; frames it completes."""
@@ -176,6 +176,9 @@ def _normalise_line_ends(buf: bytes) -> bytes:
     return body + b"\r" if hold else body
 
 
+_EVENT_NAMES: dict[bytes, str] = {}
+
+
 def parse_frame(frame: bytes) -> tuple[str | None, bytes | None]:
     """The ``event:`` name and ``data:`` bytes of one frame (from :class:`FrameSplitter`).
 
@@ -183,20 +186,26 @@ def parse_frame(frame: bytes) -> tuple[str | None, bytes | None]:
     ``event: NAME`` then one ``data: JSON`` line, takes the fast path.
     """
     if frame.startswith(b"event: "):
-        nl = frame.find(b"\n")
-        if nl > 0 and frame.startswith(b"data: ", nl + 1) and frame.find(b"\n", nl + 1) < 0:
-            return frame[7:nl].decode("utf-8", "replace"), frame[nl + 7 :]
+        nl = frame.find(b"\n", 7)
+        if nl > 0 and frame.startswith(b"data: ", nl + 1) and frame.find(b"\n", nl + 7) < 0:
+            raw_name = frame[7:nl]
+            name = _EVENT_NAMES.get(raw_name)
+            if name is None:
+                name = raw_name.decode("utf-8", "replace")
+                if len(_EVENT_NAMES) < 64:  # the handful of names a stream uses, decoded once
+                    _EVENT_NAMES[raw_name] = name
+            return name, frame[nl + 7 :]
     event: str | None = None
     data: list[bytes] = []
     for line in frame.split(b"\n"):
         if not line or line[0] == 0x3A:  # ":" starts a comment
             continue
-        name, _, value = line.partition(b":")
+        field, _, value = line.partition(b":")
         if value.startswith(b" "):
             value = value[1:]
-        if name == b"data":
+        if field == b"data":
             data.append(value)
-        elif name == b"event":
+        elif field == b"event":
             event = value.decode("utf-8", "replace")
     return event, (b"\n".join(data) if data else None)
 

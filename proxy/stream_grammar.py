@@ -62,7 +62,7 @@ class StreamGrammar:
     'content_block_start has index 1, expected 0'
     """
 
-    __slots__ = ("_block_type", "_index", "_state", "errored", "started")
+    __slots__ = ("_block_type", "_index", "_state", "ended", "errored", "started")
 
     def __init__(self) -> None:
         self._state = _START
@@ -70,13 +70,11 @@ class StreamGrammar:
         self._block_type = ""
         #: ``message_start`` has been seen.
         self.started = False
+        #: ``message_stop`` or an ``error`` event has been seen: nothing may follow.  (A plain
+        #: attribute, not a property: a relay asks once per frame.)
+        self.ended = False
         #: The stream was ended by an ``error`` event.
         self.errored = False
-
-    @property
-    def ended(self) -> bool:
-        """``message_stop`` or an ``error`` event has been seen: nothing may follow."""
-        return self._state == _ENDED
 
     def feed(self, event: str | None, data: Any) -> str | None:
         """Check one event (``event``: the SSE ``event:`` name, if any; ``data``: the parsed JSON)."""
@@ -93,7 +91,7 @@ class StreamGrammar:
             return None
         if etype == "error":
             self._state = _ENDED
-            self.errored = True
+            self.ended = self.errored = True
             return None
         if self._state == _START:
             return self._message_start(etype, data)
@@ -182,6 +180,7 @@ class StreamGrammar:
         if self._state != _DELTA:
             return "message_stop without a message_delta before it"
         self._state = _ENDED
+        self.ended = True
         return None
 
 
