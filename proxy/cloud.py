@@ -85,7 +85,7 @@ class ClientGone(Exception):
     """The client disconnected before the next attempt: no more upstream calls for it."""
 
     def __init__(self, attempts: int) -> None:
-        super().__init__(f"client disconnected after {attempts} cloud attempt(s)")
+        super().__init__(f"client disconnected after {attempts} cloud attempt(s); no further attempt made")
         self.attempts = attempts
 
 
@@ -368,7 +368,8 @@ async def _whole_body(resp: aiohttp.ClientResponse) -> tuple[bytes, dict[str, An
     try:
         raw = await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        msg = f"the cloud model's answer was cut short ({type(exc).__name__}, Content-Length {expected})"
+        framing = "chunked" if expected is None else f"Content-Length {expected}"
+        msg = f"the cloud model's answer was cut short ({type(exc).__name__}, {framing})"
         raise CloudError(502, error_body(502, msg), 1) from None
     try:
         data = orjson.loads(raw)
@@ -422,10 +423,12 @@ async def _attempt(
 
 
 def _budget(cfg: CloudConfig, stream: bool) -> tuple[float, str]:
-    """How long the client may wait for the answer to start, and the key that says so."""
+    """How long the client may wait before its answer starts, and what to say when that runs out.
+    A non-streaming answer starts when it is complete, so it gets the long-answer allowance."""
     if stream:
-        return cfg.first_byte_timeout_s, "cloud.first_byte_timeout_s"
-    return cfg.timeout_s, "cloud.timeout_s"
+        t = cfg.first_byte_timeout_s
+        return t, f"the cloud model did not start answering within {t:g} s (cloud.first_byte_timeout_s)"
+    return cfg.timeout_s, f"the cloud model did not answer within {cfg.timeout_s:g} s (cloud.timeout_s)"
 
 
 async def open_cloud(
@@ -447,7 +450,7 @@ async def open_cloud(
     headers = upstream_headers(client_headers, key)
     # sock_read bounds each read once the answer flows; the budget below bounds the start.
     timeout = aiohttp.ClientTimeout(total=None, connect=cfg.connect_timeout_s, sock_read=cfg.timeout_s)
-    budget, budget_key = _budget(cfg, stream)
+    budget, too_late = _budget(cfg, stream)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + budget
     attempt = 0
@@ -474,8 +477,7 @@ async def open_cloud(
                 answer.attempts = attempt
                 return answer
     except TimeoutError:
-        msg = f"the cloud model did not start answering within {budget:g} s ({budget_key})"
-        raise CloudError(504, error_body(504, msg), attempt) from None
+        raise CloudError(504, error_body(504, too_late), attempt) from None
 
 
 # ----- relaying -------------------------------------------------------------------------------------

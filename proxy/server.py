@@ -240,7 +240,7 @@ async def answer_cloud(
         return web.json_response(exc.body, status=exc.status, headers=exc.headers)
     except ClientGone as exc:
         record.status = 499
-        record.detail = f"client disconnected; no cloud attempt after {exc.attempts}"
+        record.detail = str(exc)
         return web.Response(status=499)
     except asyncio.CancelledError:
         record.status = 499
