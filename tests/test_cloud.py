@@ -20,7 +20,7 @@ import pytest
 from proxy.cloud import backoff_s, cloud_payload, retry_after_s
 from proxy.config import CloudConfig
 from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
-from tests.standins import AnthropicUpstream
+from tests.standins import AnthropicUpstream, OpenAILocal
 from tests.standins.anthropic_faults import VIOLATIONS, boundaries, encode, frames
 from tests.standins.anthropic_upstream import (
     Fault,
@@ -30,6 +30,7 @@ from tests.standins.anthropic_upstream import (
     text_reply,
     tool_use_reply,
 )
+from tests.standins.openai_local import StallReply as LocalStall
 from tests.standins.sse import anthropic_grammar_errors, parse_sse
 
 
@@ -422,3 +423,23 @@ def test_client_gone_mid_stream_closes_the_upstream_stream(tmp_path: Path, upstr
         upstream.wait_for_disconnects(1, timeout=30)
         rec = p.decisions(at_least=1, timeout=30)[0]
     assert rec["status"] == 499 and rec["ttft_ms"] is not None and "during the cloud answer" in rec["detail"]
+
+
+def test_no_cloud_fallback_for_a_client_that_has_left(tmp_path: Path, upstream: AnthropicUpstream) -> None:
+    # A held local answer that fails after the client has gone must not call (and bill) the cloud.
+    with OpenAILocal() as local:
+        local.script(LocalStall(None))
+        timeouts = {"first_token_timeout_s": 1.0}
+        cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url, local=timeouts)
+        with ProxyThread(cfg, {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY}) as p:
+            payload = json.dumps(messages_body(model="local", stream=True)).encode()
+            head = (
+                f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {ROUTER_KEY}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
+            ).encode()
+            with socket.create_connection(("127.0.0.1", int(p.url.rsplit(":", 1)[1])), timeout=30) as sock:
+                sock.sendall(head + payload)
+                local.wait_for_requests(1, timeout=30, tag="chat")
+            rec = p.decisions(at_least=1, timeout=30)[0]
+    assert (rec["route"], rec["status"], rec["fallback"]) == ("cloud", 499, "first-token-timeout")
+    assert upstream.requests_tagged("messages") == []
