@@ -5,11 +5,17 @@ proxy serve`, its own process) forwarding to it, and this load generator.  Each 
 direct-to-upstream and through Switchyard, so the figures are differences and ratios measured side
 by side, not absolute numbers from different machines.
 
-    python bench/bench_proxy.py [--requests 400] [--json out.json]
+    python bench/bench_proxy.py [--requests 400] [--frames 2000] [--json out.json]
 
 Bodies: the real 78 KB first-turn request captured from Claude Code (tests/data/claude_code_turn1.json,
 24 tools) and a small one.  The model is set to `cloud`, an explicit choice, so no classifier call is
-made (the same cost as a cached verdict).
+made (the same cost as a cached verdict).  A third case asks for a long stream (`cloud,long-stream`:
+FRAMES text deltas, written one event at a time) to show what relaying costs per frame.
+
+In-process, without the network: what the cloud relay's per-frame work costs (cutting each read into
+frames, parsing each frame, the grammar check; proxy.cloud.CloudStream) on the long stream and on the
+78 KB case's short answer, against the byte scan the relay did before; and what forwarding the body
+costs (proxy.cloud.cloud_payload, the parsed body re-serialised) against the splice it replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -33,10 +40,7 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 KEY = "bench-router-key"
 
-UPSTREAM_CODE = r"""
-import sys
-from aiohttp import web
-
+# The short answer every case but the long stream gets.
 EVENTS = (
     b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_bench","type":"message",'
     b'"role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,'
@@ -51,9 +55,34 @@ EVENTS = (
     b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 )
 
+
+def long_events(n: int) -> list[bytes]:
+    """The short answer with N text deltas of 40 characters instead of one: one item per frame."""
+    frames = [f + b"\n\n" for f in EVENTS.split(b"\n\n")[:-1]]
+    delta = frames[2].replace(b'"text":"ok"', b'"text":"some streamed text, forty bytes long. "')
+    return frames[:2] + [delta] * n + frames[3:]
+
+
+# Argv: port, file of the short answer, file of the long stream (frames joined).  The long stream is
+# written one event at a time, as LiteLLM sends them.
+UPSTREAM_CODE = r"""
+import sys
+from pathlib import Path
+from aiohttp import web
+
+EVENTS = Path(sys.argv[2]).read_bytes()
+LONG = [f + b"\n\n" for f in Path(sys.argv[3]).read_bytes().split(b"\n\n")[:-1]]
+
 async def messages(request):
-    await request.read()
-    return web.Response(body=EVENTS, content_type="text/event-stream")
+    raw = await request.read()
+    if b'"long-stream"' not in raw[:200]:
+        return web.Response(body=EVENTS, content_type="text/event-stream")
+    out = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await out.prepare(request)
+    for frame in LONG:
+        await out.write(frame)
+    await out.write_eof()
+    return out
 
 app = web.Application(client_max_size=64 * 1024 * 1024)
 app.router.add_post("/v1/messages", messages)
@@ -132,9 +161,11 @@ decisions = "{tmp / "decisions.jsonl"}"
     return subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config)], cwd=REPO, env=env)
 
 
+CAPTURED = REPO / "tests" / "data" / "claude_code_turn1.json"
+
+
 def load_bodies() -> dict[str, dict[str, Any]]:
-    captured = REPO / "tests" / "data" / "claude_code_turn1.json"
-    big = json.loads(captured.read_text())
+    big = json.loads(CAPTURED.read_text())
     big["model"] = "cloud"
     small = {
         "model": "cloud",
@@ -142,7 +173,97 @@ def load_bodies() -> dict[str, dict[str, Any]]:
         "stream": True,
         "messages": [{"role": "user", "content": "Say ok."}],
     }
-    return {"claude-code-78k": big, "small": small}
+    return {"claude-code-78k": big, "small": small, "long-stream": {**small, "model": "cloud,long-stream"}}
+
+
+# ----- in-process: the cloud relay's per-frame work, and forwarding the body ---------------------------
+_USAGE_RE = (re.compile(rb'"input_tokens"\s*:\s*(\d+)'), re.compile(rb'"output_tokens"\s*:\s*(\d+)'))
+
+
+def scan_relay(chunks: list[bytes]) -> None:
+    """What the relay did per read before the grammar check: a byte scan for usage and the end."""
+    tail = b""
+    for chunk in chunks:
+        window = tail + chunk
+        for pattern in _USAGE_RE:
+            for _ in pattern.finditer(window):
+                pass
+        _ = b"message_stop" in window or b"event: error" in window
+        tail = window[-96:]
+
+
+def checked_relay(chunks: list[bytes]) -> None:
+    from proxy.cloud import CloudStream
+
+    cs = CloudStream()
+    for chunk in chunks:
+        cs.feed(chunk)
+    assert cs.grammar.ended and cs.violation is None
+
+
+def _best_us(fn: Any, arg: Any, repeat: int) -> float:
+    """Best of REPEAT runs, in microseconds: the least-disturbed run on a shared machine."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(arg)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e6
+
+
+def _reads(stream: bytes, size: int) -> list[bytes]:
+    return [stream[i : i + size] for i in range(0, len(stream), size)]
+
+
+def relay_microbench(frames: int) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO))
+    long_frames = long_events(frames)
+    long_stream = b"".join(long_frames)
+    short = EVENTS
+    out: dict[str, Any] = {"long_stream_frames": frames + 5, "long_stream_bytes": len(long_stream)}
+    cases = {
+        "long stream, one read per frame": long_frames,
+        "long stream, 16 KB reads": _reads(long_stream, 16384),
+        "78 KB case's answer (6 frames, one read)": [short],
+    }
+    for name, chunks in cases.items():
+        n = short.count(b"\n\n") if chunks == [short] else frames + 5
+        repeat = 200 if chunks == [short] else 20
+        checked = _best_us(checked_relay, chunks, repeat)
+        scanned = _best_us(scan_relay, chunks, repeat)
+        out[name] = {
+            "checked_us_total": round(checked, 1),
+            "checked_us_per_frame": round(checked / n, 2),
+            "before_scan_us_per_frame": round(scanned / n, 2),
+            "added_us_per_frame": round((checked - scanned) / n, 2),
+        }
+    return out
+
+
+def _splice(raw: bytes, model: str) -> bytes:
+    """The splice cloud_payload replaced: the client's bytes with the leading model value swapped."""
+    m = re.match(rb'^\s*\{\s*"model"\s*:\s*"(?:[^"\\]|\\.)*"', raw)
+    assert m is not None
+    return b'{"model":' + json.dumps(model).encode() + raw[m.end() :]
+
+
+def payload_microbench() -> dict[str, Any]:
+    import orjson
+
+    from proxy.cloud import cloud_payload
+
+    raw = CAPTURED.read_bytes()
+    body = orjson.loads(raw)
+    reserialise = _best_us(lambda b: [cloud_payload(b, "cloud-complex") for _ in range(100)], body, 30) / 100
+    splice = _best_us(lambda r: [_splice(r, "cloud-complex") for _ in range(100)], raw, 30) / 100
+    parse = _best_us(lambda r: [orjson.loads(r) for _ in range(100)], raw, 30) / 100
+    return {
+        "body_bytes": len(raw),
+        "reserialise_ms": round(reserialise / 1000, 4),
+        "splice_ms": round(splice / 1000, 4),
+        "added_ms": round((reserialise - splice) / 1000, 4),
+        "parse_for_reference_ms": round(parse / 1000, 4),
+    }
 
 
 async def wait_port(port: int, timeout: float = 20) -> None:
@@ -191,6 +312,25 @@ async def interleaved(urls: list[str], payload: bytes, headers: dict[str, str], 
             await s.close()
 
 
+async def interleaved_pairs(
+    targets: list[tuple[str, bytes]], headers: dict[str, str], n: int
+) -> list[list[float]]:
+    """Like interleaved(), with a payload of its own for each URL."""
+    sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for _ in targets]
+    try:
+        for s, (url, payload) in zip(sessions, targets, strict=True):
+            for _ in range(5):
+                await one(s, url, payload, headers)
+        out: list[list[float]] = [[] for _ in targets]
+        for _ in range(n):
+            for i, (s, (url, payload)) in enumerate(zip(sessions, targets, strict=True)):
+                out[i].append(await one(s, url, payload, headers))
+        return out
+    finally:
+        for s in sessions:
+            await s.close()
+
+
 async def throughput(url: str, payload: bytes, headers: dict[str, str], n: int, conc: int) -> tuple[float, float]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
         for _ in range(conc):
@@ -220,11 +360,14 @@ def p50(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-async def run(n: int) -> dict[str, Any]:
+async def run(n: int, frames: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     up_port, sy_port, floor_port = free_port(), free_port(), free_port()
     # Started once, before any timing: blocking here costs nothing that is measured.
-    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM_CODE, str(up_port)])  # noqa: ASYNC220
+    (tmp / "short.sse").write_bytes(EVENTS)
+    (tmp / "long.sse").write_bytes(b"".join(long_events(frames)))
+    up_args = [str(up_port), str(tmp / "short.sse"), str(tmp / "long.sse")]
+    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM_CODE, *up_args])  # noqa: ASYNC220
     proxy = start_switchyard(tmp, sy_port, local_url="http://127.0.0.1:9/v1", cloud_url=f"http://127.0.0.1:{up_port}")
     floor = subprocess.Popen([sys.executable, "-c", FLOOR_CODE, str(floor_port), str(up_port)])  # noqa: ASYNC220
     results: dict[str, Any] = {"requests_per_case": n, "cases": {}}
@@ -238,6 +381,20 @@ async def run(n: int) -> dict[str, Any]:
             direct_url = f"http://127.0.0.1:{up_port}/v1/messages"
             proxy_url = f"http://127.0.0.1:{sy_port}/v1/messages"
             floor_url = f"http://127.0.0.1:{floor_port}/v1/messages"
+            if name == "long-stream":
+                # Direct, the stand-in gets the model name Switchyard would send it.
+                direct = json.dumps({**body, "model": "long-stream"}).encode()
+                lat = await interleaved_pairs([(direct_url, direct), (proxy_url, payload)], headers, max(20, n // 10))
+                d_lat, p_lat = lat
+                added = p50(p_lat) - p50(d_lat)
+                results["cases"][name] = {
+                    "frames": frames + 5,
+                    "direct_p50_ms": round(p50(d_lat), 3),
+                    "switchyard_p50_ms": round(p50(p_lat), 3),
+                    "added_p50_ms": round(added, 3),
+                    "added_per_frame_us": round(added * 1000 / (frames + 5), 2),
+                }
+                continue
             d_lat, p_lat, f_lat = await interleaved([direct_url, proxy_url, floor_url], payload, headers, n)
             d_rps, _ = await throughput(direct_url, payload, headers, n, 8)
             p_rps, p_c8_p50 = await throughput(proxy_url, payload, headers, n, 8)
@@ -275,9 +432,13 @@ def emit(results: dict[str, Any], json_path: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400, help="requests per measurement (default 400)")
+    parser.add_argument("--frames", type=int, default=2000, help="text deltas in the long stream (default 2000)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
-    emit(asyncio.run(run(args.requests)), args.json)
+    results = asyncio.run(run(args.requests, args.frames))
+    results["cloud_relay_per_frame"] = relay_microbench(args.frames)
+    results["cloud_payload_78k"] = payload_microbench()
+    emit(results, args.json)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,12 @@ class CloudConfig:
     key_env: str = DEFAULT_CLOUD_KEY_ENV
     simple_model: str = ""
     complex_model: str = ""
+    # The longest silence once an answer is flowing, and the whole wait for a non-streaming answer
+    # (which arrives at once, when it is done).
     timeout_s: float = 600.0
+    # The longest wait for a streamed answer to start (headers and message_start), retries included:
+    # a cloud that stalls before its first byte fails in minutes, not in max_attempts × timeout_s.
+    first_byte_timeout_s: float = 120.0
     connect_timeout_s: float = 10.0
     max_attempts: int = 3
     backoff_base_s: float = 0.5
@@ -157,6 +162,7 @@ _POSITIVE = {
     ("local", "health_timeout_s"),
     ("local", "output_reserve_tokens"),
     ("cloud", "timeout_s"),
+    ("cloud", "first_byte_timeout_s"),
     ("cloud", "connect_timeout_s"),
     ("cloud", "max_attempts"),
     ("routing", "long_context_threshold"),

@@ -27,7 +27,7 @@ from aiohttp import web
 from proxy import __version__, jsonio, pidfile
 from proxy.capabilities import capabilities_json
 from proxy.classifier import classify, compact_view
-from proxy.cloud import CloudError, RelayStats, cloud_payload, open_cloud, relay
+from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
@@ -328,6 +328,11 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
 # --- answering -----------------------------------------------------------------------------------
 
 
+def _transport_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 async def answer_cloud(
     request: web.Request, st: State, payload: bytes, model: str, record: DecisionRecord, started: float
 ) -> web.StreamResponse:
@@ -335,33 +340,42 @@ async def answer_cloud(
     record.route = "cloud"
     record.model = model
     try:
-        resp, first, _ = await open_cloud(st.cloud_session, st.cfg.cloud, st.cloud_key, payload, request.headers)
+        answer = await open_cloud(
+            st.cloud_session,
+            st.cfg.cloud,
+            st.cloud_key,
+            payload,
+            request.headers,
+            stream=record.stream,
+            client_gone=lambda: _transport_gone(request),
+        )
     except CloudError as exc:
         record.status = exc.status
         record.detail = f"cloud failed after {exc.attempts} attempt(s): {exc.body['error']['message']}"[:300]
-        return web.json_response(exc.body, status=exc.status)
-    stats = RelayStats()
+        return web.json_response(exc.body, status=exc.status, headers=exc.headers)
+    except ClientGone as exc:
+        record.status = 499
+        record.detail = str(exc)
+        return web.Response(status=499)
+    stats = RelayStats(attempts=answer.attempts)
     try:
-        return await relay(request, resp, first, stats, started, {"x-switchyard-route": "cloud"})
+        return await relay(request, answer, stats, started, {"x-switchyard-route": "cloud"})
     finally:
-        # Also when the relay is cut short (client gone, shutdown): the record says how far it got.
+        # Also when the relay is cut short (client gone, shutdown: messages() completes the record).
         record.status = stats.status
         record.ttft_ms = stats.ttft_ms
         record.input_tokens = stats.input_tokens
         record.output_tokens = stats.output_tokens
-        if stats.truncated:
-            record.detail = stats.truncated
+        if stats.truncated or stats.note:
+            record.detail = stats.truncated or stats.note
 
 
-def _cloud_bytes(raw: bytes, body: dict[str, Any], model: str, modified: bool) -> bytes:
-    """The cloud request; a 400 when the body would have to be re-encoded and is too deep for that.
-
-    Usually the client's bytes are forwarded with the model spliced in; a body that must be
-    re-encoded (subagent tag removed, model not the first key) goes through json.dumps, which
-    raises RecursionError near 1,000 levels while orjson parsed up to 1,024.
+def _cloud_bytes(body: dict[str, Any], model: str) -> bytes:
+    """The cloud request (the parsed body, re-serialised with the routed model); a 400 when it is too
+    deep for that: orjson writes 254 levels, json.dumps recurses to about 1,000, orjson parsed 1,024.
     """
     try:
-        return cloud_payload(raw, body, model, modified)
+        return cloud_payload(body, model)
     except RecursionError:
         raise BadRequest(400, "request body is nested too deeply to be re-encoded for the cloud; flatten it") from None
 
@@ -417,7 +431,7 @@ async def _answer_local(
         # The parsed body was let go once translated (memory, see messages): parse the client's
         # bytes again, which costs 0.2 ms on fallbacks only.
         body = _reparsed_body(raw, modified)
-        return await answer_cloud(request, st, _cloud_bytes(raw, body, model, modified), model, record, started)
+        return await answer_cloud(request, st, _cloud_bytes(body, model), model, record, started)
 
     return await answer_local_or_fallback(request, lr, record, started, facts.stream, to_cloud)
 
@@ -455,7 +469,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
             # at concurrency 50 that is the largest thing alive.
             del body
             return await _answer_local(request, st, lr, raw, modified, facts, record, started)
-        payload = _cloud_bytes(raw, body, decision.model, modified)
+        payload = _cloud_bytes(body, decision.model)
         return await answer_cloud(request, st, payload, decision.model, record, started)
     except BadRequest as exc:
         record.status = exc.status

@@ -126,6 +126,90 @@ class SSEDecoder:
         return ev
 
 
+class FrameSplitter:
+    """Cut a relayed byte stream into whole SSE frames, so that only complete events are passed on.
+
+    A relay that forwards reads as they come passes on half an event when the upstream dies
+    mid-frame, and whatever it appends then is glued to that half.  Fed each read, this returns the
+    frames the read completed (each without its terminating blank line); an incomplete trailing frame
+    stays in :attr:`pending` and is dropped at end of stream (as the SSE rules drop an unterminated
+    event).  ``\\r\\n`` and ``\\r`` line endings are turned into ``\\n``; Anthropic and LiteLLM send ``\\n``.
+
+    >>> s = FrameSplitter()
+    >>> s.feed(b"event: ping\\ndata: {}\\n\\nevent: mess")
+    [b'event: ping\\ndata: {}']
+    >>> s.pending
+    b'event: mess'
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    @property
+    def pending(self) -> bytes:
+        return self._buf
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            buf = _normalise_line_ends(buf)
+        parts = buf.split(b"\n\n")
+        self._buf = parts.pop()
+        # Runs of blank lines make empty parts; they carry nothing.
+        return [p for p in parts if p] if b"" in parts else parts
+
+    def end(self) -> list[bytes]:
+        """End of stream: a held trailing ``\\r`` was a line end after all; frames it completes."""
+        if not self._buf.endswith(b"\r"):
+            return []
+        self._buf = self._buf[:-1] + b"\n"
+        return self.feed(b"")
+
+
+def _normalise_line_ends(buf: bytes) -> bytes:
+    # A trailing \r may be the first half of \r\n; treating it as a line end now and dropping the \n
+    # that follows would need state, so keep it as \r until the next read settles it.
+    hold = buf.endswith(b"\r")
+    body = (buf[:-1] if hold else buf).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return body + b"\r" if hold else body
+
+
+_EVENT_NAMES: dict[bytes, str] = {}
+
+
+def parse_frame(frame: bytes) -> tuple[str | None, bytes | None]:
+    """The ``event:`` name and ``data:`` bytes of one frame (from :class:`FrameSplitter`).
+
+    ``data`` is None when the frame has no data line (comments, keep-alives).  Anthropic's own shape,
+    ``event: NAME`` then one ``data: JSON`` line, takes the fast path.
+    """
+    if frame.startswith(b"event: "):
+        nl = frame.find(b"\n", 7)
+        if nl > 0 and frame.startswith(b"data: ", nl + 1) and frame.find(b"\n", nl + 7) < 0:
+            raw_name = frame[7:nl]
+            name = _EVENT_NAMES.get(raw_name)
+            if name is None:
+                name = raw_name.decode("utf-8", "replace")
+                if len(_EVENT_NAMES) < 64:  # the handful of names a stream uses, decoded once
+                    _EVENT_NAMES[raw_name] = name
+            return name, frame[nl + 7 :]
+    event: str | None = None
+    data: list[bytes] = []
+    for line in frame.split(b"\n"):
+        if not line or line[0] == 0x3A:  # ":" starts a comment
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            event = value.decode("utf-8", "replace")
+    return event, (b"\n".join(data) if data else None)
+
+
 async def aiter_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
     """Decode an async byte stream (e.g. ``response.content.iter_any()``) into events."""
     decoder = SSEDecoder()

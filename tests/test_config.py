@@ -41,6 +41,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     assert cfg.local.model == "qwen3-coder"
     assert cfg.cloud.timeout_s == 600.0
+    assert cfg.cloud.first_byte_timeout_s == 120.0
     assert cfg.routing.long_context_threshold == 60000
     assert cfg.routing.classify_max_tokens == 8192
     # an integer where a number is expected is accepted as a float
@@ -66,6 +67,8 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
         ("port = 3456", "port = 3456\nmax_connections = 0", "'listen.max_connections' must be greater than 0"),
         ("[log]", '[log]\nserver = "proxy.log"', "'log.server' must be an absolute path"),
         ("[log]", "[log]\nserver_backups = 0", "'log.server_backups' must be greater than 0"),
+        ("[cloud]", "[cloud]\nfirst_byte_timeout_s = 0", "'cloud.first_byte_timeout_s' must be greater than 0"),
+        ("[cloud]", '[cloud]\nfirst_byte_timeout_s = "2m"', "'cloud.first_byte_timeout_s' must be a number"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -1,12 +1,13 @@
-"""SSE decoder and encoder: every split point, every line ending, comments, multi-line data, EOF."""
+"""SSE decoder, encoder and frame splitter: every split point, every line ending, comments, multi-line data, EOF."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from proxy.sse import SSEDecodeError, SSEDecoder, SSEEvent, encode_event
+from proxy.sse import FrameSplitter, SSEDecodeError, SSEDecoder, SSEEvent, encode_event, parse_frame
 
 STREAM = (
     b": keep-alive comment\n"
@@ -104,3 +105,51 @@ def test_encode_event_survives_lone_surrogate() -> None:
     data = {"text": json.loads('"\\ud800"')}
     (ev,) = decode_all([encode_event("x", data)])
     assert json.loads(ev.data) == data
+
+
+# ----- FrameSplitter / parse_frame: the cloud relay's whole-frame cutting ---------------------------
+RECORDED = (Path(__file__).parent / "data" / "litellm_stream_tool_use.sse").read_bytes()
+RECORDED_FRAMES = RECORDED.split(b"\n\n")[:-1]
+
+
+def split_all(pieces: list[bytes]) -> tuple[list[bytes], bytes]:
+    s = FrameSplitter()
+    out = [f for piece in pieces for f in s.feed(piece)]
+    return out + s.end(), s.pending
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_splitter_gives_the_same_frames_at_every_split_point(newline: bytes) -> None:
+    raw = RECORDED.replace(b"\n", newline)
+    for cut in range(len(raw) + 1):
+        assert split_all([raw[:cut], raw[cut:]]) == (RECORDED_FRAMES, b""), cut
+
+
+def test_splitter_keeps_an_unfinished_frame_pending() -> None:
+    cut = len(RECORDED_FRAMES[0]) + 2 + 20
+    frames_out, pending = split_all([RECORDED[:cut]])
+    assert frames_out == RECORDED_FRAMES[:1] and pending == RECORDED[len(RECORDED_FRAMES[0]) + 2 : cut]
+    # The JSON complete but the blank line missing is still unfinished.
+    frames_out, pending = split_all([RECORDED[: len(RECORDED_FRAMES[0]) + 1]])
+    assert frames_out == [] and pending == RECORDED_FRAMES[0] + b"\n"
+
+
+def test_splitter_byte_at_a_time_and_blank_line_runs() -> None:
+    assert split_all([bytes([b]) for b in RECORDED]) == (RECORDED_FRAMES, b"")
+    assert split_all([b"\n\n\n\nevent: ping\ndata: {}\n\n\n\n"]) == ([b"event: ping\ndata: {}"], b"")
+
+
+@pytest.mark.parametrize(
+    ("frame", "parsed"),
+    [
+        (b'event: ping\ndata: {"type":"ping"}', ("ping", b'{"type":"ping"}')),
+        (b"event:ping\ndata:{}", ("ping", b"{}")),
+        (b": keep-alive", (None, None)),
+        (b": c\nevent: x\ndata: a\ndata: b", ("x", b"a\nb")),
+        (b"data: {}", (None, b"{}")),
+        (b"event: lonely", ("lonely", None)),
+        (b"event: caf\xc3\n data: {}", ("caf\ufffd", None)),
+    ],
+)
+def test_parse_frame(frame: bytes, parsed: tuple[str | None, bytes | None]) -> None:
+    assert parse_frame(frame) == parsed

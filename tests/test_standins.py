@@ -13,7 +13,10 @@ from tests.claude_cli import run_claude
 from tests.conftest import LiteLLMCloud
 from tests.standins import AnthropicUpstream, OpenAILocal, StrictOpenAIUpstream
 from tests.standins.anthropic_upstream import (
+    Fault,
+    RawReply,
     Reply,
+    StallReply,
     TextBlock,
     ThinkingBlock,
     ToolUseBlock,
@@ -106,6 +109,43 @@ def test_anthropic_mid_stream_drop(anthropic_upstream: AnthropicUpstream) -> Non
         _stream_raw(anthropic_upstream.url)
     # The next request is served normally.
     assert _stream_raw(anthropic_upstream.url).status_code == 200
+
+
+def _raw_bytes(url: str, body: dict[str, object]) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and the body bytes as they arrived, even when the connection ended early."""
+    got = b""
+    with httpx.stream("POST", f"{url}/v1/messages", json=body, timeout=30) as r:
+        try:
+            for chunk in r.iter_raw():
+                got += chunk
+        except httpx.HTTPError:
+            pass
+        return r.status_code, dict(r.headers), got
+
+
+def test_fault_cuts_stalls_garbles_and_lies_at_exact_bytes(anthropic_upstream: AnthropicUpstream) -> None:
+    body = {"model": "m", "max_tokens": 10, "messages": USER_HI, "stream": True}
+    full = RawReply(b"0123456789" * 10)
+    anthropic_upstream.script(RawReply(full.body, fault=Fault(cut_at=37, chunk_size=5)))
+    assert _raw_bytes(anthropic_upstream.url, body)[2] == full.body[:37]
+    anthropic_upstream.script(RawReply(full.body, fault=Fault(garble=((3, b"xy"),))))
+    assert _raw_bytes(anthropic_upstream.url, body)[2] == b"012xy56789" + full.body[10:]
+    anthropic_upstream.script(RawReply(full.body, fault=Fault(content_length=40)))
+    _, headers, got = _raw_bytes(anthropic_upstream.url, body)
+    assert headers["content-length"] == "40" and got == full.body[:40]
+    anthropic_upstream.script(RawReply(full.body, fault=Fault(stall_at=50, stall_s=0.2, length=True)))
+    _, headers, got = _raw_bytes(anthropic_upstream.url, body)
+    assert headers["content-length"] == "100" and got == full.body
+
+
+def test_stall_records_a_client_that_leaves(anthropic_upstream: AnthropicUpstream) -> None:
+    anthropic_upstream.script(RawReply(b"x" * 100, fault=Fault(stall_at=10)))
+    with httpx.stream("POST", f"{anthropic_upstream.url}/v1/messages", json={"stream": True}, timeout=30) as r:
+        next(r.iter_raw())
+    [rec] = anthropic_upstream.wait_for_disconnects(1)
+    assert rec.tag == "messages"
+    anthropic_upstream.script(StallReply(0.1, then=text_reply("late")))
+    assert "late" in _stream_raw(anthropic_upstream.url).text
 
 
 def test_head_root_and_count_tokens(anthropic_upstream: AnthropicUpstream) -> None:

@@ -15,6 +15,14 @@ Scripting: replies are taken from a FIFO queue; when it is empty the ``default``
     up.script(text_reply("partial answer", drop_after_events=4))  # TCP drop mid-stream
     up.responder = lambda rec: text_reply(f"you sent {len(rec.body)} bytes")
 
+Faults at any byte (offsets count body bytes; see :class:`Fault`)::
+
+    up.script(text_reply("hi", fault=Fault(cut_at=300)))           # close the connection after 300 bytes
+    up.script(text_reply("hi", fault=Fault(stall_at=120)))         # stop sending at byte 120 (until the client leaves)
+    up.script(text_reply("hi", stream=False, fault=Fault(length=True, cut_at=40)))  # half a Content-Length
+    up.script(RawReply(b"".join(frames), fault=Fault(garble=((17, b"X"),))))         # exact bytes, garbled
+    up.disconnects                                                  # requests whose client left mid-reply
+
 A :class:`Reply` streams as exactly valid Anthropic SSE (message_start, one ping, each block's
 start/delta*/stop with indices 0, 1, 2…, message_delta with stop_reason and usage, message_stop)
 or, for non-streaming requests, as the equivalent JSON message.  The reply's ``model`` defaults to
@@ -25,6 +33,7 @@ else ``end_turn``.  :class:`ErrorReply` answers a real HTTP status with Anthropi
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import json
@@ -72,6 +81,57 @@ Block = TextBlock | ToolUseBlock | ThinkingBlock
 
 
 @dataclass(frozen=True)
+class Fault:
+    """How the stand-in mangles a body on the wire.  Offsets count body bytes (not HTTP framing).
+
+    - ``garble``: overwrite bytes at these offsets first (``((offset, b"replacement"), ...)``).
+    - ``stall_at``: once this many bytes are sent, send nothing for ``stall_s`` seconds (None: until
+      the client leaves or the server stops), then go on.
+    - ``cut_at``: once this many bytes are sent, close the connection (after flushing what was written).
+    - ``length``: send a Content-Length header (the true length) instead of chunked framing;
+      ``content_length``: send this Content-Length instead, a lie.  A connection whose body did not
+      match its Content-Length is closed at the end.
+    - ``chunk_size``: write the body in pieces of this many bytes (0: in one piece).
+    """
+
+    cut_at: int | None = None
+    stall_at: int | None = None
+    stall_s: float | None = None
+    garble: tuple[tuple[int, bytes], ...] = ()
+    length: bool = False
+    content_length: int | None = None
+    chunk_size: int = 0
+
+    def apply_garble(self, body: bytes) -> bytes:
+        data = bytearray(body)
+        for offset, replacement in self.garble:
+            data[offset : offset + len(replacement)] = replacement
+        return bytes(data)
+
+    def pieces(self, size: int) -> list[tuple[int, int]]:
+        """(start, end) of each write, split at the stall point and every ``chunk_size`` bytes."""
+        end = size if self.cut_at is None else min(self.cut_at, size)
+        marks = {0, end}
+        if self.stall_at is not None and self.stall_at < end:
+            marks.add(self.stall_at)
+        if self.chunk_size > 0:
+            marks.update(range(0, end, self.chunk_size))
+        points = sorted(marks)
+        return list(itertools.pairwise(points))
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """Exact body bytes (a recorded stream, a stream that breaks the grammar…), sent through ``fault``."""
+
+    body: bytes
+    content_type: str = "text/event-stream; charset=utf-8"
+    status: int = 200
+    fault: Fault = field(default_factory=Fault)
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Reply:
     """A successful answer.  ``drop_after_events``: abort the TCP connection after that many SSE
     events (streaming only); ``chunk_chars``: text/JSON is split into deltas of this size."""
@@ -86,6 +146,8 @@ class Reply:
     # Seconds to pause between SSE events (streaming only).
     event_delay: float = 0.0
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Send the body through this fault (the body's bytes are computed first, then cut/stalled/garbled).
+    fault: Fault | None = None
 
     def effective_stop_reason(self) -> str:
         if self.stop_reason is not None:
@@ -101,6 +163,8 @@ class ErrorReply:
     message: str = "stand-in error"
     error_type: str | None = None
     retry_after: float | None = None
+    # More response headers (e.g. anthropic-ratelimit-*).
+    headers: tuple[tuple[str, str], ...] = ()
 
     def body(self) -> dict[str, Any]:
         etype = self.error_type or ERROR_TYPES.get(self.status, "api_error")
@@ -109,12 +173,14 @@ class ErrorReply:
 
 @dataclass(frozen=True)
 class StallReply:
-    """Accept the request and send nothing for ``seconds`` (None: until the server stops)."""
+    """Accept the request and send nothing for ``seconds`` (None: until the client leaves or the
+    server stops); then answer with ``then`` (None: a 504)."""
 
     seconds: float | None = None
+    then: Reply | ErrorReply | RawReply | None = None
 
 
-AnyReply = Reply | ErrorReply | StallReply
+AnyReply = Reply | ErrorReply | StallReply | RawReply
 
 
 def text_reply(text: str, **kw: Any) -> Reply:
@@ -131,9 +197,16 @@ def tool_use_reply(
     return Reply(content=tuple(blocks), **kw)
 
 
-def error_reply(status: int, *, retry_after: float | None = None, message: str | None = None) -> ErrorReply:
+def error_reply(
+    status: int,
+    *,
+    retry_after: float | None = None,
+    message: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> ErrorReply:
     default_msg = {429: "Rate limited (stand-in)", 529: "Overloaded (stand-in)", 500: "Internal error (stand-in)"}
-    return ErrorReply(status, message or default_msg.get(status, f"HTTP {status} (stand-in)"), retry_after=retry_after)
+    message = message or default_msg.get(status, f"HTTP {status} (stand-in)")
+    return ErrorReply(status, message, retry_after=retry_after, headers=headers)
 
 
 def _chunks(s: str, n: int) -> Iterator[str]:
@@ -241,6 +314,7 @@ class AnthropicUpstream(StandinServer):
         self._script: collections.deque[AnyReply] = collections.deque()
         self._script_lock = threading.Lock()
         self._counter = itertools.count()
+        self._disconnects: list[RecordedRequest] = []
 
     # ----- scripting -------------------------------------------------------------------------------
     def script(self, *replies: AnyReply) -> None:
@@ -255,6 +329,20 @@ class AnthropicUpstream(StandinServer):
     def reset_script(self) -> None:
         with self._script_lock:
             self._script.clear()
+            self._disconnects.clear()
+
+    @property
+    def disconnects(self) -> list[RecordedRequest]:
+        """Requests whose client closed the connection while the stand-in was stalling on them."""
+        with self._cond:
+            return list(self._disconnects)
+
+    def wait_for_disconnects(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._disconnects) >= count, timeout):
+                seen = len(self._disconnects)
+                raise TimeoutError(f"expected {count} client disconnect(s), saw {seen} in {timeout} s")
+            return list(self._disconnects)
 
     @property
     def pending(self) -> int:
@@ -295,15 +383,29 @@ class AnthropicUpstream(StandinServer):
         body = rec.json if isinstance(rec.json, dict) else None
         if body is None:
             return web.json_response(ErrorReply(400, "body is not a JSON object").body(), status=400)
-        reply = self._next_reply(rec)
+        return await self._answer(request, body, self._next_reply(rec))
+
+    async def _answer(self, request: web.Request, body: dict[str, Any], reply: AnyReply) -> web.StreamResponse:
         if isinstance(reply, ErrorReply):
             headers = {"retry-after": f"{reply.retry_after:g}"} if reply.retry_after is not None else {}
-            return web.json_response(reply.body(), status=reply.status, headers=headers)
+            return web.json_response(reply.body(), status=reply.status, headers={**headers, **dict(reply.headers)})
         if isinstance(reply, StallReply):
-            await self.wait_or_stop(reply.seconds)
+            if not await self._stall(request, reply.seconds):
+                return web.Response(status=204)  # the client is gone; nothing will be read
+            if reply.then is not None:
+                return await self._answer(request, body, reply.then)
             return web.json_response(ErrorReply(504, "stand-in stalled").body(), status=504)
+        if isinstance(reply, RawReply):
+            headers = {"Content-Type": reply.content_type, **dict(reply.extra_headers)}
+            return await self._send_faulty(request, reply.status, headers, reply.body, reply.fault)
         model = reply.model or str(body.get("model", "claude-standin"))
         request_id = f"req_standin_{next(self._counter)}"
+        if reply.fault is not None:
+            stream = bool(body.get("stream"))
+            data = b"".join(stream_events(reply, model)) if stream else json.dumps(message_json(reply, model)).encode()
+            ctype = "text/event-stream; charset=utf-8" if stream else "application/json"
+            headers = {"Content-Type": ctype, "request-id": request_id, **dict(reply.extra_headers)}
+            return await self._send_faulty(request, 200, headers, data, reply.fault)
         if not body.get("stream"):
             return web.json_response(
                 message_json(reply, model), headers={"request-id": request_id, **dict(reply.extra_headers)}
@@ -327,3 +429,60 @@ class AnthropicUpstream(StandinServer):
                 await self.wait_or_stop(reply.event_delay)
         await resp.write_eof()
         return resp
+
+    # ----- faults ----------------------------------------------------------------------------------
+    async def _stall(self, request: web.Request, seconds: float | None) -> bool:
+        """Send nothing for ``seconds`` (None: until the server stops); False if the client left."""
+        loop = asyncio.get_running_loop()
+        deadline = None if seconds is None else loop.time() + seconds
+        while deadline is None or loop.time() < deadline:
+            if request.transport is None or request.transport.is_closing():
+                with self._cond:
+                    self._disconnects.append(self.record_of(request))
+                    self._cond.notify_all()
+                return False
+            step = 0.02 if deadline is None else min(0.02, max(0.0, deadline - loop.time()))
+            await self.wait_or_stop(step)
+            if self._stopping is not None and self._stopping.is_set():
+                return True
+        return True
+
+    async def _send_faulty(
+        self, request: web.Request, status: int, headers: dict[str, str], body: bytes, fault: Fault
+    ) -> web.StreamResponse:
+        data = fault.apply_garble(body)
+        resp = web.StreamResponse(status=status, headers=headers)
+        if fault.content_length is not None:
+            resp.content_length = fault.content_length
+        elif fault.length:
+            resp.content_length = len(data)
+        else:
+            resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        sent = 0
+        for start, end in fault.pieces(len(data)):
+            if start == fault.stall_at and not await self._stall(request, fault.stall_s):
+                return resp
+            await resp.write(data[start:end])
+            sent = end
+        stall_at_end = fault.stall_at is not None and fault.stall_at >= sent and fault.cut_at is None
+        if stall_at_end and not await self._stall(request, fault.stall_s):
+            return resp
+        declared = resp.content_length
+        if fault.cut_at is not None or (declared is not None and declared != sent):
+            await self._close_after_flush(request)
+            return resp
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    async def _close_after_flush(request: web.Request) -> None:
+        """Close the connection once what was written has left (abort() would drop the tail)."""
+        transport = request.transport
+        if transport is None:
+            return
+        for _ in range(200):
+            if transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.01)
+        transport.close()
