@@ -108,8 +108,8 @@ def cloud_payload(body: dict[str, Any], model: str) -> bytes:
     Forwarding the client's own bytes with the model spliced in lets a body with two ``model`` keys
     through: the router reads the last one, a splice rewrites the first, LiteLLM reads the last.
     Re-serialising sends exactly what was parsed and routed, so no duplicate key of any name can
-    disagree with the router.  On the captured 78 KB Claude Code body it costs 0.06–0.10 ms against
-    0.02 ms for the splice (bench/bench_proxy.py), about 5 % of what Switchyard adds to a request.
+    disagree with the router.  On the captured 78 KB Claude Code body it costs 0.03–0.11 ms more
+    than the splice (bench/bench_proxy.py), a few per cent of what Switchyard adds to a request.
     """
     out = {**body, "model": model}
     try:
