@@ -27,6 +27,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -114,8 +115,15 @@ def cloud_payload(body: dict[str, Any], model: str) -> bytes:
     out = {**body, "model": model}
     try:
         return orjson.dumps(out)
-    except TypeError:  # pragma: no cover - orjson.loads output always round-trips; kept for safety
-        return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+    except TypeError:
+        # orjson writes at most 254 levels (JSONEncodeError is a TypeError) but parses 1,024; the
+        # stdlib encoder recurses once per level, so give it room for what the parser took.
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 4 * 1024 + 200))
+        try:
+            return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+        finally:
+            sys.setrecursionlimit(limit)
 
 
 def upstream_headers(client_headers: Mapping[str, str], key: str) -> dict[str, str]:

@@ -420,7 +420,8 @@ def test_client_gone_mid_stream_closes_the_upstream_stream(tmp_path: Path, upstr
         _send_and_hang_up(p, upstream, messages_body(model="cloud", stream=True), 1, after=b"content_block_start")
         upstream.wait_for_disconnects(1, timeout=30)
         rec = p.decisions(at_least=1, timeout=30)[0]
-    assert rec["status"] == 499 and rec["ttft_ms"] is not None and "during the cloud answer" in rec["detail"]
+    assert rec["status"] == 499 and rec["ttft_ms"] is not None
+    assert "the client went away before the answer was complete after 200 was sent" in rec["detail"]
 
 
 def test_no_cloud_fallback_for_a_client_that_has_left(tmp_path: Path, upstream: AnthropicUpstream) -> None:
@@ -439,5 +440,7 @@ def test_no_cloud_fallback_for_a_client_that_has_left(tmp_path: Path, upstream: 
                 sock.sendall(head + payload)
                 local.wait_for_requests(1, timeout=30, tag="chat")
             rec = p.decisions(at_least=1, timeout=30)[0]
-    assert (rec["route"], rec["status"], rec["fallback"]) == ("cloud", 499, "first-token-timeout")
+    # The handler is cancelled as the client goes (serve's runner): the held answer stops there,
+    # before its first-token timeout could fall back.
+    assert (rec["route"], rec["status"], rec["fallback"]) == ("local", 499, None)
     assert upstream.requests_tagged("messages") == []
