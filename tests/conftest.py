@@ -10,7 +10,8 @@ Fixtures:
   ``cache``, ``runtime`` (``XDG_RUNTIME_DIR``, mode 0700).
 - ``free_port`` -> a callable returning an unused loopback port.
 - ``anthropic_upstream`` / ``openai_local`` / ``strict_upstream`` -> a fresh, started stand-in
-  server (:mod:`tests.standins`) per test.
+  server (:mod:`tests.standins`) per test; ``upstream`` and ``local`` are the same two under the
+  names the server tests use.
 - ``litellm_bin`` / ``claude_bin`` (session) -> path of the real executable, found through
   ``SWITCHYARD_TEST_LITELLM`` / ``SWITCHYARD_TEST_CLAUDE``, then ``.ci-cache/``, then PATH.
   Missing: the test is skipped locally, but fails loudly when ``CI`` is set.
@@ -177,6 +178,18 @@ def anthropic_upstream() -> Iterator[AnthropicUpstream]:
 def openai_local() -> Iterator[OpenAILocal]:
     with OpenAILocal() as srv:
         yield srv
+
+
+@pytest.fixture
+def local(openai_local: OpenAILocal) -> OpenAILocal:
+    """What server tests call the fresh stand-in local server (a module may define its own)."""
+    return openai_local
+
+
+@pytest.fixture
+def upstream(anthropic_upstream: AnthropicUpstream) -> AnthropicUpstream:
+    """What server tests call the fresh stand-in cloud (a module may define its own)."""
+    return anthropic_upstream
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ the final text is printed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,6 @@ CONTENT = "Hello from the local model!\nSecond line.\n"
 
 def has_tool_result(rec: RecordedRequest) -> bool:
     return any(m.get("role") == "tool" for m in (rec.json or {}).get("messages", []))
-
-
-@pytest.fixture
-def local() -> Iterator[OpenAILocal]:
-    with OpenAILocal(models=("local-model",)) as srv:
-        yield srv
 
 
 def write_call_chunks(

@@ -35,12 +35,6 @@ from tests.standins.sse import anthropic_grammar_errors, parse_sse
 
 
 @pytest.fixture
-def upstream() -> Iterator[AnthropicUpstream]:
-    with AnthropicUpstream() as srv:
-        yield srv
-
-
-@pytest.fixture
 def proxy(tmp_path: Path, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
     cfg = make_config(tmp_path, cloud_url=upstream.url)
     env = {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_LITELLM_KEY": "sk-litellm-test"}

@@ -223,18 +223,6 @@ def fresh_log_budget(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def local() -> Iterator[OpenAILocal]:
-    with OpenAILocal() as srv:
-        yield srv
-
-
-@pytest.fixture
-def upstream() -> Iterator[AnthropicUpstream]:
-    with AnthropicUpstream() as srv:
-        yield srv
-
-
-@pytest.fixture
 def proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
     cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url,
                       local={"first_token_timeout_s": 1.0})

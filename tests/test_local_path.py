@@ -25,12 +25,6 @@ TOOL_DEFS = [
 
 
 @pytest.fixture
-def local() -> Iterator[OpenAILocal]:
-    with OpenAILocal() as srv:
-        yield srv
-
-
-@pytest.fixture
 def upstream() -> Iterator[AnthropicUpstream]:
     with AnthropicUpstream(default=text_reply("cloud says hi")) as srv:
         yield srv

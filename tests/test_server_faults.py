@@ -22,18 +22,6 @@ from tests.standins.anthropic_upstream import text_reply
 
 
 @pytest.fixture
-def local() -> Iterator[OpenAILocal]:
-    with OpenAILocal() as srv:
-        yield srv
-
-
-@pytest.fixture
-def upstream() -> Iterator[AnthropicUpstream]:
-    with AnthropicUpstream() as srv:
-        yield srv
-
-
-@pytest.fixture
 def proxy(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> Iterator[ProxyThread]:
     cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url)
     with ProxyThread(cfg) as p:
