@@ -31,8 +31,8 @@ from typing import Any
 import click
 
 from installer import answers as answers_mod
+from installer import child, probes, render, service
 from installer import deploy as deploy_mod
-from installer import probes, render, service
 from installer.answers import Answers, AnswersError
 from installer.journal import Journal, JournalError
 from installer.litellm_yaml import (
@@ -618,10 +618,7 @@ class Installer:
         if exe is None:
             self.out.say("  (litellm is not on PATH here: skipped `litellm --validate_config`)")
             return
-        proc = subprocess.run(
-            [exe, "--validate_config", "--config", str(config)],
-            capture_output=True, text=True, check=False, timeout=300, cwd=str(config.parent),
-        )
+        proc = child.run([exe, "--validate_config", "--config", str(config)], timeout=300, cwd=str(config.parent))
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
             raise StepFailed(f"`litellm --validate_config` rejects the patched config: {' / '.join(tail)}")
