@@ -614,8 +614,10 @@ class Installer:
 
         def restart_step() -> None:
             assert ans.litellm_restart is not None
-            restarter(ans.litellm_restart)
+            # Journaled first: interrupted mid-restart, the rollback restarts LiteLLM on the restored
+            # config and waits for it (it may be down or still running the patched file).
             journal.action("litellm_restart", command=ans.litellm_restart)
+            restarter(ans.litellm_restart)
             o.ok("LiteLLM restarted")
             self._prove_fix(r)
 

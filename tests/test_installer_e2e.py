@@ -208,6 +208,23 @@ def test_probe_failure_restores_backup_and_names_field(lab: Lab, tmp_path: Path,
     probes.litellm_live(lab.litellm_url)
 
 
+def test_interrupted_restart_leaves_litellm_answering(lab: Lab, tmp_path: Path, env_for: dict[str, str]) -> None:
+    """SIGTERM between the restart command and LiteLLM answering: the rollback restarts it on the restored
+    file and waits, so right after "Rolled back" it answers (and rejects the thinking fields again)."""
+    original = lab.litellm_config.read_bytes()
+    values = answers_for(lab, litellm_restart=lab.restart_cmd)
+    answers = write_answers(tmp_path / "answers.yml", values)
+    r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
+                      env={"LITELLM_MASTER_KEY": lab.key,
+                           "SWITCHYARD_INSTALL_FAIL_AT": "sigterm:litellm_restart_command"})
+    assert r.returncode == 143, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "Rolled back" in r.stdout
+    assert lab.litellm_config.read_bytes() == original
+    probes.litellm_live(lab.litellm_url)  # one probe, no waiting: it must answer now
+    after = probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple")
+    assert after.status == 400 and "Extra inputs" in after.detail  # running the restored config
+
+
 def test_reconfigure_changes_only_what_differs(shared_lab: Lab, tmp_path: Path, env_for: dict[str, str]) -> None:
     cfg_copy = user_copy(shared_lab, tmp_path)
     values = answers_for(shared_lab, litellm_config=str(cfg_copy))
