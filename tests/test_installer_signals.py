@@ -77,3 +77,20 @@ def test_interrupted_child_command_takes_its_grandchildren_with_it(tmp_path: Pat
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(grandchild, signal.SIGKILL)
+
+
+def test_rollback_says_when_litellm_does_not_come_back(tmp_path: Path) -> None:
+    """A restart step journaled (even one interrupted mid-way) is redone; LiteLLM not answering is reported."""
+    from installer.journal import Journal
+    from installer.paths import Paths
+    from installer.rollback import rollback
+    from installer.service import restart_waiter
+
+    p = Paths.from_env()
+    j = Journal(p.journal_file, p.backups_dir)
+    j.action("litellm_restart", command="true")
+    # Nothing listens on port 9 (discard): the bounded wait gives up and the rollback says so.
+    failures = rollback(j, restart_waiter("http://127.0.0.1:9", wait_s=1.0))
+    assert len(failures) == 1
+    assert "LiteLLM is not back after the rollback's restart with 'true'" in failures[0]
+    assert "did not come back" in failures[0]
