@@ -39,12 +39,16 @@ def stop_group(proc: subprocess.Popen[str], grace_s: float = GRACE_S) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=0.05)
         if proc.poll() is not None and not _group_alive(pgid):
-            break
+            return
         time.sleep(0.05)
+    _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
+        proc.wait(timeout=GRACE_S)
 
 
 def run(
@@ -68,6 +72,10 @@ def run(
     try:
         out, err = proc.communicate(timeout=timeout)
     except BaseException:
-        stop_group(proc)
+        try:
+            stop_group(proc)
+        except BaseException:
+            _kill_group(proc)  # a second interruption during the grace period: no grace
+            raise
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
