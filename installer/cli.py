@@ -4,8 +4,14 @@ One :class:`Installer` object per run (copier-style): its fields mirror the CLI 
 ask -> resolve (read-only probes) -> plan (render everything in memory, compare with disk) -> show
 -> apply only what changed, step by step, journaled, rolled back on any failure or SIGTERM.
 
+Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT while applying roll back; while rolling back they are
+deferred (the rollback finishes), and the run exits 128+signum of the signal that stopped it.
+
 Test hook: ``SWITCHYARD_INSTALL_FAIL_AT=<step>`` makes the run fail right after ``<step>`` did its
-work, ``SWITCHYARD_INSTALL_FAIL_AT=sigterm:<step>`` sends the installer SIGTERM there, and
+work, ``SWITCHYARD_INSTALL_FAIL_AT=sigterm:<step>`` (or ``sigint``, ``sighup``, ``sigquit``) sends the
+installer that signal there (``rollback`` is a step too: the start of the rollback;
+``litellm_restart_command`` is between the restart command and the wait for LiteLLM; several specs
+may be given, comma-separated), and
 ``SWITCHYARD_INSTALL_FAIL_AT=kill:<step>`` SIGKILLs it there (no rollback: a partial journal, as the
 uninstaller must handle).  All are honoured only while ``PYTEST_CURRENT_TEST`` is set (i.e. under
 pytest).  Steps: see ``STEPS``.
@@ -31,8 +37,8 @@ from typing import Any
 import click
 
 from installer import answers as answers_mod
+from installer import child, probes, render, service
 from installer import deploy as deploy_mod
-from installer import probes, render, service
 from installer.answers import Answers, AnswersError
 from installer.journal import Journal, JournalError
 from installer.litellm_yaml import (
@@ -57,6 +63,16 @@ from proxy.local_advice import Finding
 STEPS = ("litellm_yaml", "litellm_restart", "secrets", "render", "deploy", "service", "classifier", "answers")
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
+ROLLBACK_LITELLM_WAIT_S = 90.0
+
+
+def _exit_code(exc: BaseException, deferred: list[int]) -> int:
+    """How a rolled-back run exits: 128+signum for the signal that stopped it, else 1 (or 130 when declined)."""
+    if isinstance(exc, Terminated):
+        return 128 + exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_CANCELLED  # 128 + SIGINT
+    return 128 + deferred[0] if deferred else 1
 
 
 class StepFailed(Exception):
@@ -68,33 +84,75 @@ class Declined(Exception):
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived: unwinds like KeyboardInterrupt so the rollback runs."""
+    """SIGTERM, SIGHUP or SIGQUIT arrived: unwinds like KeyboardInterrupt so the rollback runs."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _inject(step: str) -> None:
-    spec = os.environ.get("SWITCHYARD_INSTALL_FAIL_AT", "")
-    if not spec or "PYTEST_CURRENT_TEST" not in os.environ:
+    """The test hook (see the module docstring); ``SPEC`` may list several, comma-separated."""
+    if "PYTEST_CURRENT_TEST" not in os.environ:
         return
-    if spec == step:
-        raise StepFailed(f"injected failure after step {step} (SWITCHYARD_INSTALL_FAIL_AT)")
-    if spec == f"sigterm:{step}":
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(10)
-    if spec == f"kill:{step}":
-        os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(10)
+    for spec in os.environ.get("SWITCHYARD_INSTALL_FAIL_AT", "").split(","):
+        kind, _, where = spec.rpartition(":")
+        if where != step:
+            continue
+        if not kind:
+            raise StepFailed(f"injected failure after step {step} (SWITCHYARD_INSTALL_FAIL_AT)")
+        if kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(10)
+        signum = getattr(signal, kind.upper(), None)
+        if isinstance(signum, signal.Signals):
+            os.kill(os.getpid(), signum)
+            if step != "rollback":  # during the rollback the signal is deferred: go on
+                time.sleep(10)
+
+
+# SIGINT raises KeyboardInterrupt (Python's default); these raise Terminated.  All four roll back.
+TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+DEFERRED = (signal.SIGINT, *TERMINATING)
+PLEASE_WAIT = b"installer: rolling back, please wait\n"
 
 
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
+    """While applying: SIGTERM, SIGHUP and SIGQUIT raise :class:`Terminated` (SIGINT: KeyboardInterrupt)."""
 
-    old = signal.signal(signal.SIGTERM, handler)
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    old = {s: signal.signal(s, handler) for s in TERMINATING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _defer_signals() -> tuple[list[int], Callable[[], None]]:
+    """While rolling back: SIGINT/SIGTERM/SIGHUP/SIGQUIT are recorded, not acted on (a rollback must finish).
+
+    The first one says "rolling back, please wait" (with ``os.write``: safe in a handler).  Returns
+    the list of signals received and a function that puts the previous handlers back.
+    """
+    got: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not got:
+            with contextlib.suppress(OSError):
+                os.write(2, PLEASE_WAIT)
+        got.append(signum)
+
+    old = {s: signal.signal(s, handler) for s in DEFERRED}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return got, restore
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,26 +556,36 @@ class Installer:
 
     def apply(self, r: Resolved, plan: Plan) -> None:
         journal = Journal(self.paths.journal_file, self.paths.backups_dir)
-        restarter = service.restart_waiter((r.ans.litellm_url or "").rstrip("/"))
+        url = (r.ans.litellm_url or "").rstrip("/")
+        restarter = service.restart_waiter(url, after_command=lambda: _inject("litellm_restart_command"))
+        # After a rollback LiteLLM must answer again before "Rolled back" (bounded).
+        rollback_restarter = service.restart_waiter(url, ROLLBACK_LITELLM_WAIT_S)
         try:
             with _sigterm_raises():
                 self._apply_steps(r, plan, journal, restarter)
                 deploy_mod.drop_previous(journal)
                 journal.finish("complete")
         except (Exception, KeyboardInterrupt, Terminated) as exc:
-            why = {KeyboardInterrupt: "interrupted", Terminated: "terminated (SIGTERM)"}.get(type(exc), str(exc))
-            self.out.err(f"install stopped: {why}")
-            self.out.say("Rolling back what this run changed ...", fg="yellow")
-            with contextlib.suppress(Terminated):
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                failures = rollback(journal, restarter)
-            for f in failures:
-                self.out.err(f)
-            if failures:
-                self.out.err("rollback incomplete; the journal is " + str(self.paths.journal_file))
+            # First of all: a second signal must not abort the rollback.
+            got, restore = _defer_signals()
+            if isinstance(exc, Terminated):
+                why = f"terminated ({signal.Signals(exc.signum).name})"
             else:
-                self.out.say("Rolled back: the files are as they were before this run.", fg="yellow")
-            raise SystemExit(1 if isinstance(exc, Exception) else EXIT_CANCELLED) from None
+                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            try:
+                self.out.err(f"install stopped: {why}")
+                self.out.say("Rolling back what this run changed ...", fg="yellow")
+                _inject("rollback")
+                failures = rollback(journal, rollback_restarter)
+                for f in failures:
+                    self.out.err(f)
+                if failures:
+                    self.out.err("rollback incomplete; the journal is " + str(self.paths.journal_file))
+                else:
+                    self.out.say("Rolled back: the files are as they were before this run.", fg="yellow")
+            finally:
+                restore()
+            raise SystemExit(_exit_code(exc, got)) from None
 
     def _step(self, name: str, question: str, fn: Callable[[], None]) -> None:
         if not self.confirm(question):
@@ -546,8 +614,10 @@ class Installer:
 
         def restart_step() -> None:
             assert ans.litellm_restart is not None
-            restarter(ans.litellm_restart)
+            # Journaled first: interrupted mid-restart, the rollback restarts LiteLLM on the restored
+            # config and waits for it (it may be down or still running the patched file).
             journal.action("litellm_restart", command=ans.litellm_restart)
+            restarter(ans.litellm_restart)
             o.ok("LiteLLM restarted")
             self._prove_fix(r)
 
@@ -618,10 +688,7 @@ class Installer:
         if exe is None:
             self.out.say("  (litellm is not on PATH here: skipped `litellm --validate_config`)")
             return
-        proc = subprocess.run(
-            [exe, "--validate_config", "--config", str(config)],
-            capture_output=True, text=True, check=False, timeout=300, cwd=str(config.parent),
-        )
+        proc = child.run([exe, "--validate_config", "--config", str(config)], timeout=300, cwd=str(config.parent))
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
             raise StepFailed(f"`litellm --validate_config` rejects the patched config: {' / '.join(tail)}")

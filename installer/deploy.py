@@ -32,12 +32,12 @@ import hashlib
 import importlib.util
 import json
 import shutil
-import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer import child
 from installer.journal import Journal
 
 MANIFEST = "switchyard-deploy.json"
@@ -110,7 +110,7 @@ def inherit_available() -> list[str]:
 
 
 def _run(argv: list[str], what: str) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
+    proc = child.run(argv, timeout=900)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise DeployError(f"{what} failed (exit {proc.returncode}): {' / '.join(tail)}")
@@ -154,10 +154,8 @@ def deploy(dp: DeployPlan, journal: Journal, wheelhouse: Path | None = None) -> 
         _run([*argv, str(root)], "pip install of the Switchyard checkout")
     else:
         raise DeployError(f"unknown venv mode {dp.mode!r}; use pip or inherit")
-    check = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import proxy.cli, proxy.server, uninstaller.cli"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )
+    check = child.run([str(venv / "bin" / "python"), "-c", "import proxy.cli, proxy.server, uninstaller.cli"],
+                      timeout=120)
     if check.returncode != 0:
         raise DeployError(
             f"the new venv cannot import the proxy or the uninstaller: {check.stderr.strip().splitlines()[-1:]}"

@@ -98,12 +98,14 @@ def rollback(journal: Journal, restart_litellm: Callable[[str], None] | None = N
             subprocess.run(["systemctl", "--user", "daemon-reload"], check=False, capture_output=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
             failures.append(f"could not run systemctl --user daemon-reload: {exc}; run it by hand")
-    # The files are back; LiteLLM must re-read its restored config.
+    # The files are back; LiteLLM must re-read its restored config.  The restarter waits (bounded)
+    # until LiteLLM answers its liveliness probe, so "Rolled back" means it is reachable again.
     if restart_cmd and restart_litellm is not None:
         try:
             restart_litellm(restart_cmd)
         except Exception as exc:
-            failures.append(f"could not restart LiteLLM with {restart_cmd!r}: {exc}; restart it by hand")
+            failures.append(f"LiteLLM is not back after the rollback's restart with {restart_cmd!r}: {exc}; "
+                            "check it and restart it by hand")
     journal.run["status"] = "rolled-back"
     journal.restore_previous()
     for d in sorted({*journal._dirs_made_for_journal, *deferred_dirs}, key=lambda p: len(p.parts), reverse=True):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer import child
 from installer.journal import Journal
 from installer.paths import UNIT_NAME, Paths
 from installer.probes import router_health, wait_router
@@ -194,16 +195,23 @@ def start_background(
     return ServiceResult("background", msg, proc.pid)
 
 
-def restart_waiter(url: str) -> Callable[[str], None]:
-    """A callable that runs a LiteLLM restart command and waits until it is live again."""
+def restart_waiter(url: str, wait_s: float = 120.0,
+                   after_command: Callable[[], None] | None = None) -> Callable[[str], None]:
+    """A callable that runs a LiteLLM restart command and waits (up to ``wait_s``) until it is live again.
+
+    The command runs in its own process group (:func:`installer.child.run`): interrupted, its
+    whole group is stopped.  ``after_command`` (a test hook) runs between the command and the wait.
+    """
     from installer.probes import wait_litellm
 
     def run(command: str) -> None:
-        proc = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=300)  # noqa: S602 - the user's own restart command
+        proc = child.run(command, shell=True, timeout=300)  # noqa: S604 - the user's own restart command
         if proc.returncode != 0:
             raise ServiceError(f"the LiteLLM restart command {command!r} exited {proc.returncode}: "
                                f"{proc.stderr.strip()[-200:]}")
-        if not wait_litellm(url, 120.0):
-            raise ServiceError(f"LiteLLM did not come back at {url} within 120 s after {command!r}")
+        if after_command is not None:
+            after_command()
+        if not wait_litellm(url, wait_s):
+            raise ServiceError(f"LiteLLM did not come back at {url} within {wait_s:.0f} s after {command!r}")
 
     return run

@@ -156,7 +156,12 @@ def test_missing_litellm_key_and_bad_flag_override(shared_lab: Lab, tmp_path: Pa
     assert "local_model: 'not-loaded' is not loaded" in r.stderr
 
 
-@pytest.mark.parametrize("spec", [*STEPS, "sigterm:deploy"])
+SIGNAL_SPECS = {"sigterm:deploy": 143, "sighup:secrets": 129, "sigquit:render": 131,
+                # A second signal during the rollback is deferred: the rollback finishes, the exit is the first's.
+                "sigint:deploy,sigint:rollback": 130, "sigterm:service,sigint:rollback": 143}
+
+
+@pytest.mark.parametrize("spec", [*STEPS, *SIGNAL_SPECS])
 def test_failure_at_each_step_rolls_back(shared_lab: Lab, tmp_path: Path, env_for: dict[str, str], spec: str) -> None:
     cfg_copy = user_copy(shared_lab, tmp_path)
     values = answers_for(shared_lab, litellm_config=str(cfg_copy))
@@ -164,8 +169,10 @@ def test_failure_at_each_step_rolls_back(shared_lab: Lab, tmp_path: Path, env_fo
     before = tree(tmp_path, cfg_copy)
     r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
                       env={"LITELLM_MASTER_KEY": shared_lab.key, "SWITCHYARD_INSTALL_FAIL_AT": spec})
-    assert r.returncode == (130 if spec.startswith("sigterm") else 1), r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.returncode == SIGNAL_SPECS.get(spec, 1), r.stdout[-2000:] + r.stderr[-2000:]
     assert "Rolled back" in r.stdout
+    assert "Aborted" not in r.stderr + r.stdout
+    assert r.stderr.count("rolling back, please wait") == (1 if ":rollback" in spec else 0)
     assert tree(tmp_path, cfg_copy) == before
     assert probes.port_free(values["port"])
 
@@ -199,6 +206,23 @@ def test_probe_failure_restores_backup_and_names_field(lab: Lab, tmp_path: Path,
     assert tree(tmp_path) == before
     # LiteLLM was restarted on the restored file and answers again.
     probes.litellm_live(lab.litellm_url)
+
+
+def test_interrupted_restart_leaves_litellm_answering(lab: Lab, tmp_path: Path, env_for: dict[str, str]) -> None:
+    """SIGTERM between the restart command and LiteLLM answering: the rollback restarts it on the restored
+    file and waits, so right after "Rolled back" it answers (and rejects the thinking fields again)."""
+    original = lab.litellm_config.read_bytes()
+    values = answers_for(lab, litellm_restart=lab.restart_cmd)
+    answers = write_answers(tmp_path / "answers.yml", values)
+    r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
+                      env={"LITELLM_MASTER_KEY": lab.key,
+                           "SWITCHYARD_INSTALL_FAIL_AT": "sigterm:litellm_restart_command"})
+    assert r.returncode == 143, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "Rolled back" in r.stdout
+    assert lab.litellm_config.read_bytes() == original
+    probes.litellm_live(lab.litellm_url)  # one probe, no waiting: it must answer now
+    after = probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple")
+    assert after.status == 400 and "Extra inputs" in after.detail  # running the restored config
 
 
 def test_reconfigure_changes_only_what_differs(shared_lab: Lab, tmp_path: Path, env_for: dict[str, str]) -> None:
