@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import anthropic
 from aiohttp import web
 
 from proxy.config import Config, config_from_dict
@@ -154,3 +155,18 @@ def messages_body(
     text: str = "hello", *, model: str = "claude-sonnet-4-5", stream: bool = False, **kw: Any
 ) -> dict[str, Any]:
     return {"model": model, "max_tokens": 256, "stream": stream, "messages": [user_message(text)], **kw}
+
+
+def sdk_final_or_error(p: ProxyThread) -> anthropic.types.Message | anthropic.APIStatusError:
+    """A short streamed request through the official SDK, the strict client: the whole message, or
+    the error it raised (an HTTP status or an ``error`` event).  A silent partial message is neither."""
+    client = anthropic.Anthropic(base_url=p.url, api_key=ROUTER_KEY, max_retries=0, timeout=60)
+    try:
+        with client.messages.stream(
+            model="cloud", max_tokens=100, messages=[{"role": "user", "content": "write it"}]
+        ) as stream:
+            for _ in stream:
+                pass
+            return stream.get_final_message()
+    except anthropic.APIStatusError as exc:
+        return exc

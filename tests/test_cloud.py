@@ -19,7 +19,7 @@ import pytest
 
 from proxy.cloud import backoff_s, cloud_payload, retry_after_s
 from proxy.config import CloudConfig
-from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
+from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body, sdk_final_or_error
 from tests.standins import AnthropicUpstream, OpenAILocal
 from tests.standins.anthropic_faults import VIOLATIONS, boundaries, encode, frames
 from tests.standins.anthropic_upstream import (
@@ -158,19 +158,6 @@ def fault_proxy(tmp_path: Path, upstream: AnthropicUpstream, **cloud: Any) -> Pr
 def stream_raw(p: ProxyThread, timeout: float = 60) -> httpx.Response:
     body = messages_body("write it", model="cloud", stream=True)
     return httpx.post(p.url + "/v1/messages", headers=p.headers(), json=body, timeout=timeout)
-
-
-def sdk_final_or_error(p: ProxyThread) -> anthropic.types.Message | anthropic.APIStatusError:
-    client = anthropic.Anthropic(base_url=p.url, api_key=ROUTER_KEY, max_retries=0, timeout=60)
-    try:
-        with client.messages.stream(
-            model="cloud", max_tokens=100, messages=[{"role": "user", "content": "write it"}]
-        ) as stream:
-            for _ in stream:
-                pass
-            return stream.get_final_message()
-    except anthropic.APIStatusError as exc:
-        return exc
 
 
 def test_cut_inside_an_event_ends_on_a_frame_boundary(proxy: ProxyThread, upstream: AnthropicUpstream) -> None:

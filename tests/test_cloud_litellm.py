@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiteLLMCloud
-from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
+from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body, sdk_final_or_error
 from tests.standins.anthropic_faults import VIOLATIONS, boundaries, encode, frames
 from tests.standins.anthropic_upstream import Fault, RawReply, stream_events, text_reply, tool_use_reply
 
@@ -91,18 +91,6 @@ def test_wrong_litellm_key_is_reported_not_retried_forever(tmp_path: Path, cloud
     assert cloud.upstream.requests_tagged("messages") == []
 
 
-def _stream_outcome(proxy: ProxyThread) -> anthropic.types.Message | anthropic.APIStatusError:
-    try:
-        with sdk(proxy).messages.stream(
-            model="cloud", max_tokens=100, messages=[{"role": "user", "content": "write it"}]
-        ) as stream:
-            for _ in stream:
-                pass
-            return stream.get_final_message()
-    except anthropic.APIStatusError as exc:
-        return exc
-
-
 def test_upstream_cut_mid_event_through_litellm_raises_in_the_sdk(proxy: ProxyThread, cloud: LiteLLMCloud) -> None:
     # The upstream dies inside an event, after the text block; whatever LiteLLM makes of it, the
     # SDK must not get a quiet partial message.
@@ -110,7 +98,7 @@ def test_upstream_cut_mid_event_through_litellm_raises_in_the_sdk(proxy: ProxyTh
     cut = b"".join(stream_events(reply, "m")).find(b'"type":"tool_use"') + 10
     # Every attempt (LiteLLM's own retries included) gets the same fault; the fixture clears the rest.
     cloud.upstream.script(*[replace(reply, fault=Fault(cut_at=cut, stall_at=300, stall_s=0.2))] * 6)
-    outcome = _stream_outcome(proxy)
+    outcome = sdk_final_or_error(proxy)
     assert isinstance(outcome, anthropic.APIStatusError), outcome
     assert proxy.decisions()[0]["route"] == "cloud"
 
@@ -119,6 +107,6 @@ def test_text_delta_in_a_tool_block_through_litellm_is_not_passed_on(proxy: Prox
     raw = b"".join(stream_events(tool_use_reply("Write", {"file_path": "/tmp/a"}, tool_id="toolu_1"), "m"))
     bad = encode(VIOLATIONS["text_delta inside tool_use"](frames(raw)))
     cloud.upstream.script(*[RawReply(bad, fault=Fault(stall_at=boundaries(bad)[2], stall_s=0.2))] * 6)
-    outcome = _stream_outcome(proxy)
+    outcome = sdk_final_or_error(proxy)
     # Before: a Write call with input {} and stop_reason tool_use.
     assert isinstance(outcome, anthropic.APIStatusError), outcome
