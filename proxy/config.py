@@ -64,6 +64,11 @@ class LocalConfig:
     # The context one request gets, when the server cannot be asked (0: read it from the server).
     context_tokens: int = 0
 
+    @property
+    def answer_reserve(self) -> int:
+        """Tokens the context check keeps free for the answer (a request's own max_tokens may lower it)."""
+        return min(self.output_reserve_tokens, self.max_output_tokens)
+
 
 @dataclass(frozen=True)
 class CloudConfig:

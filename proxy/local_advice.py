@@ -39,7 +39,7 @@ class Finding:
 def reserve_for(local: LocalConfig) -> int:
     """The tokens routing keeps free for the answer (proxy/routing.py output_reserve, before a request's
     own max_tokens lowers it): what a Claude Code request needs on top of its prompt."""
-    return min(local.output_reserve_tokens, local.max_output_tokens)
+    return local.answer_reserve
 
 
 def _kind(caps: LocalCapabilities) -> str:

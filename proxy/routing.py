@@ -106,7 +106,7 @@ def local_context(caps: LocalCapabilities | None, cfg: Config) -> int | None:
 
 def output_reserve(facts: RequestFacts, cfg: Config) -> int:
     """Tokens kept free for the answer: the configured reserve, or less if the request asks for less."""
-    reserve = min(cfg.local.output_reserve_tokens, cfg.local.max_output_tokens)
+    reserve = cfg.local.answer_reserve
     return min(reserve, facts.max_tokens) if facts.max_tokens and facts.max_tokens > 0 else reserve
 
 
