@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,14 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.standins.base import free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO_ROOT / "tests" / "data" / "templates"
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def default_cache(environ: Mapping[str, str]) -> Path:
@@ -127,7 +122,7 @@ class LlamaServer:
 
 
 def start_llama_server(binary: str, model: str, options: LlamaOptions, log_dir: Path) -> LlamaServer:
-    port = free_tcp_port()
+    port = free_port()
     args: list[str] = [
         binary,
         "-m", model,
