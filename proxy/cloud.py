@@ -101,6 +101,8 @@ class RelayStats:
     truncated: str | None = None
     # Anything else worth a line in the decision record (e.g. junk after message_stop, dropped).
     note: str | None = None
+    # The client has the whole answer (its end was written); what follows is upstream housekeeping.
+    sent_whole: bool = False
 
 
 def cloud_payload(body: dict[str, Any], model: str) -> bytes:
@@ -558,6 +560,7 @@ async def relay(
             message = cs.upstream_error["error"]["message"]
             stats.note = f"the cloud model ended the stream with an error event: {message}"
         await out.write_eof()
+        stats.sent_whole = True
         # The client has everything; what is left upstream is read only to keep the connection.
         reusable = broken is None and await _drain(resp, cs)
         if cs.dropped_after_end:

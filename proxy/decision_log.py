@@ -100,6 +100,8 @@ class DecisionRecord:
     # Local answers: prompt tokens the server reused from its prefix cache, and its prompt time.
     cached_tokens: int | None = None
     prefill_ms: float | None = None
+    # Not logged: the client was sent the whole answer, so a disconnect after it is no 499.
+    sent_whole: bool = False
 
     def to_json(self) -> str:
         # Built by hand: dataclasses.asdict deep-copies every field and showed up in profiles.

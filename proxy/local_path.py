@@ -152,6 +152,7 @@ async def stream_local(
         record.cached_tokens = translator.cached_tokens
         record.prefill_ms = translator.prefill_ms
         await out.write_eof()
+        record.sent_whole = True
         return out
 
 

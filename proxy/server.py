@@ -363,6 +363,7 @@ async def answer_cloud(
     finally:
         # Also when the relay is cut short (client gone, shutdown: messages() completes the record).
         record.status = stats.status
+        record.sent_whole = stats.sent_whole
         record.ttft_ms = stats.ttft_ms
         record.input_tokens = stats.input_tokens
         record.output_tokens = stats.output_tokens
@@ -482,11 +483,14 @@ async def messages(request: web.Request) -> web.StreamResponse:
             return await _end_for_shutdown(request, st, record)
         # aiohttp cancels the handler when its client disconnects (handler_cancellation): whatever
         # was under way (a held local answer, a cloud call, its retries) stops here, unbilled.
-        _client_gone(record)
+        # A client that leaves after the whole answer (the relay still draining upstream) got it all.
+        if not record.sent_whole:
+            _client_gone(record)
         raise
     except ConnectionError:
         # A write to a client that has just gone (before aiohttp noticed and cancelled us).
-        _client_gone(record)
+        if not record.sent_whole:
+            _client_gone(record)
         raise
     finally:
         st.inflight.discard(task)
