@@ -45,7 +45,7 @@ def make_record(i: int, rng: random.Random, t0: float) -> dict[str, Any]:
     return {
         "ts": utc_iso(t0 + i * 0.25),
         "id": f"req_{i:012x}",
-        "session": f"sess-{rng.randrange(200):04d}",
+        "session": f"sess-{(i // 200) % 200:04d}",  # ten turns per session
         "route": route,
         "model": "qwen3-coder-30b" if route == "local" else "claude-sonnet-4-5",
         "reason": reason,
@@ -60,12 +60,19 @@ def make_record(i: int, rng: random.Random, t0: float) -> dict[str, Any]:
         "output_tokens": rng.randrange(10, 4000) if status == 200 else None,
         "detail": None,
         "stream": True,
+        "cached_tokens": None,
+        "prefill_ms": None,
+        # About 20 requests per user turn (tool steps), one in 50 turns a repeat of an earlier message.
+        "prompt_hash": f"{(i // 20) % 5000 if rng.random() < 0.02 else i // 20:016x}",
+        "turn": i // 20,
+        "project": f"{rng.randrange(12):08x}",
+        "project_name": None,
     }
 
 
 def line_of(rec: dict[str, Any]) -> str:
     # Same spelling as DecisionRecord.to_json, without dataclasses.asdict's cost per line.
-    return json.dumps({k: rec[k] for k in FIELDS}, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps({k: rec.get(k) for k in FIELDS}, separators=(",", ":"), ensure_ascii=False)
 
 
 def generate(path: Path, lines: int, seed: int = 7) -> None:

@@ -57,7 +57,7 @@ from installer.rollback import rollback
 from proxy import local_advice
 from proxy.capabilities import UNKNOWN as UNKNOWN_CAPS
 from proxy.capabilities import LocalCapabilities, probe_url
-from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_ROUTER_KEY_ENV, LocalConfig
+from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_HASH_KEY_ENV, DEFAULT_ROUTER_KEY_ENV, LocalConfig
 from proxy.local_advice import Finding
 
 STEPS = ("litellm_yaml", "litellm_restart", "secrets", "render", "deploy", "service", "classifier", "answers")
@@ -419,7 +419,13 @@ class Installer:
             raise AnswersError([f"litellm_config: {exc}"]) from None
         current_env = existing_env(self.paths)
         router_key = current_env.get(DEFAULT_ROUTER_KEY_ENV) or secrets.token_urlsafe(32)
-        env_values = {DEFAULT_ROUTER_KEY_ENV: router_key, DEFAULT_CLOUD_KEY_ENV: r.litellm_key}
+        # Kept across re-installs: a new key would make every earlier prompt hash unrecognisable.
+        hash_key = current_env.get(DEFAULT_HASH_KEY_ENV) or secrets.token_hex(32)
+        env_values = {
+            DEFAULT_ROUTER_KEY_ENV: router_key,
+            DEFAULT_CLOUD_KEY_ENV: r.litellm_key,
+            DEFAULT_HASH_KEY_ENV: hash_key,
+        }
         ri = render.RenderInput(
             paths=self.paths,
             local_base_url=probes.v1_base(ans.local_url or ""),

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 
 from installer.paths import UNIT_NAME, Paths
-from proxy.config import ConfigError, load_config
+from proxy.config import DEFAULT_HASH_KEY_ENV, ConfigError, load_config
 
 
 class RenderError(Exception):
@@ -94,6 +94,7 @@ def _context(ri: RenderInput) -> dict[str, Any]:
         "port": ri.port,
         "router_key_env": ri.router_key_env,
         "litellm_key_env": ri.litellm_key_env,
+        "hash_key_env": DEFAULT_HASH_KEY_ENV,
         "pidfile": str(p.pidfile),
         "local_base_url": ri.local_base_url,
         "local_model": ri.local_model,

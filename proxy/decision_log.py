@@ -22,6 +22,14 @@ Record fields (all present in every line; unknown values are null):
     output_tokens int | null
     detail        null, or a short secret-free explanation (classifier error text, reply length, ...)
     stream        bool
+    cached_tokens int | null: prompt tokens a local server reused from its prefix cache
+    prefill_ms    float | null: a local server's prompt time
+    prompt_hash   null, or a hash of the latest genuine user text keyed with the install's hash key
+                  (same text, same hash, on this install only; see proxy/record_ids.py)
+    turn          int | null: genuine user messages in the transcript (a repeat of a message is a new
+                  turn with the same prompt_hash; a tool-result continuation keeps both)
+    project       null, or a short keyed id of the working directory Claude Code names
+    project_name  null, or that directory's basename (only with [log] project_names = true)
 
 Never prompt text, never keys.  Lines are written with a single ``write`` on an ``O_APPEND`` file so
 concurrent requests never interleave within a line.  Rotation is by size: ``decisions.jsonl`` →
@@ -71,6 +79,10 @@ FIELDS = (
     "stream",
     "cached_tokens",
     "prefill_ms",
+    "prompt_hash",
+    "turn",
+    "project",
+    "project_name",
 )
 
 
@@ -100,6 +112,10 @@ class DecisionRecord:
     # Local answers: prompt tokens the server reused from its prefix cache, and its prompt time.
     cached_tokens: int | None = None
     prefill_ms: float | None = None
+    prompt_hash: str | None = None
+    turn: int | None = None
+    project: str | None = None
+    project_name: str | None = None
     # Not logged: the client was sent the whole answer, so a disconnect after it is no 499.
     sent_whole: bool = False
 

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from proxy import __version__, jsonio, pidfile
+from proxy import __version__, jsonio, pidfile, record_ids
 from proxy.capabilities import capabilities_json
 from proxy.classifier import classify, compact_view
 from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
@@ -80,6 +80,8 @@ class State:
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
     # Set when the shutdown grace period is over and the answers still running are being cut.
     cutting: bool = False
+    # The install's key for prompt hashes and project ids (empty: records carry neither).
+    hash_key: bytes = b""
 
 
 STATE: web.AppKey[State] = web.AppKey("state", State)
@@ -454,6 +456,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         session=facts.session,
         stream=facts.stream,
     )
+    _identify(st, body, facts, record)
     task = asyncio.current_task()
     assert task is not None
     st.inflight.add(task)
@@ -498,6 +501,18 @@ async def messages(request: web.Request) -> web.StreamResponse:
         if not record.status:
             record.status = 499  # no answer was completed (client gone or cancelled)
         st.decisions.write(record)
+
+
+def _identify(st: State, body: dict[str, Any], facts: RequestFacts, record: DecisionRecord) -> None:
+    """The turn's keyed prompt hash and the project, so `switchyard stats` can find repeats and split by project."""
+    record.turn = facts.turns
+    if not st.hash_key:
+        return
+    record.prompt_hash = record_ids.prompt_hash(st.hash_key, facts.latest_user_text)
+    cwd = record_ids.working_directory(body.get("system"))
+    record.project = record_ids.project_id(st.hash_key, cwd)
+    if st.cfg.log.project_names:
+        record.project_name = record_ids.project_name(cwd)
 
 
 def _client_gone(record: DecisionRecord) -> None:
@@ -589,6 +604,7 @@ def build_state(cfg: Config, environ: dict[str, str] | None = None) -> State:
         memory=TurnMemory(cfg.routing.verdict_cache_size),
         decisions=DecisionLog(cfg.log.decisions, cfg.log.max_bytes, cfg.log.backups),
         connections=ConnectionStats(max=cfg.listen.max_connections),
+        hash_key=cfg.hash_key(env).encode(),
     )
 
 
@@ -708,6 +724,12 @@ def serve(cfg: Config) -> int:
                 f"set {listen.key_env} (the installer writes it to the env file)"
             )
         log.warning("%s is not set: accepting requests without a key on loopback", listen.key_env)
+    if not state.hash_key and cfg.log.decisions:
+        log.warning(
+            "%s is not set: decision records carry no prompt hash or project, so `switchyard stats` "
+            "cannot see repeated messages; re-run the installer (it adds one to the env file)",
+            cfg.log.hash_key_env,
+        )
     if listen.pidfile:
         other = pidfile.live_pid(listen.pidfile)
         if other is not None:

@@ -131,14 +131,24 @@ def watch(
 @click.option("--no-chart", is_flag=True, help="Leave out the chart of the local share over time.")
 @click.option("--width", default=60, show_default=True, help="Columns of the chart.")
 @click.option("--log", type=click.Path(dir_okay=False), help="Read this log instead of the configured one.")
+@click.option("--by", "by", type=click.Choice(["project"]), help="Split every figure by project.")
 def stats(
-    config_path: str | None, since: str | None, as_json: bool, no_chart: bool, width: int, log: str | None
+    config_path: str | None,
+    since: str | None,
+    as_json: bool,
+    no_chart: bool,
+    width: int,
+    log: str | None,
+    by: str | None,
 ) -> None:
     """Summarize the decision log (and its rotated files).
 
     Requests, local share, counts by reason, fallbacks by cause, classifier failures by mode,
     classify latency p50/p95, time to first token and total latency by route, cloud tokens
-    avoided by answering locally, and a chart of the local share over time.
+    avoided by answering locally, routing misses (overall, per day, per project), and a chart
+    of the local share over time.  A routing miss is a local turn that fell back or broke,
+    was retried on the cloud, was followed by an explicit switch to the cloud, or whose
+    message was sent again.  Corrupt or cut-off lines are skipped and counted.
     """
     from proxy.ops import stats as s
 
@@ -151,11 +161,15 @@ def stats(
             bound = s.parse_since(since)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
-    result = s.compute_stats(path, since=bound, width=max(10, width))
+    result = s.compute_stats(path, since=bound, width=max(10, width), by_project=by == "project")
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    for line in s.render_text(result, chart=not no_chart, ascii_only=_ascii_only(), since=bound):
+    if by == "project":
+        text = s.render_by_project(result, ascii_only=_ascii_only())
+    else:
+        text = s.render_text(result, chart=not no_chart, ascii_only=_ascii_only(), since=bound)
+    for line in text:
         click.echo(line)
 
 

@@ -24,42 +24,51 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress
-from operator import and_, is_not, not_
+from operator import and_, is_not, methodcaller, not_, or_
 from pathlib import Path
 from typing import Any
 
 from proxy import jsonio
 from proxy.decision_log import FIELDS
 from proxy.ops.chart import bar_chart
+from proxy.ops.misses import MissFigures, MissTracker
 
 # Requests refused before routing: counted, but kept out of shares and latencies.
 REJECTED_REASONS = frozenset({"bad-request", "unauthorized"})
 CLASSIFY_FAILURE_PREFIX = "classify-"
+# How proxy/local_path.py starts the detail of a local answer that broke after content was sent.
+BROKEN_DETAIL = "local stream broke after content"
 
-# JSON strings as an "unrolled loop" (no alternation per character: several times faster).
-_S = rb'("[^"\\\n]*(?:\\.[^"\\\n]*)*"|null)'
-_SX = rb'(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|null)'
-_N = rb"(-?[0-9][0-9.eE+-]*|null)"
-_B = rb"(?:true|false|null)"
-_NX = rb"(?:-?[0-9][0-9.eE+-]*|null)"
-# One line as DecisionRecord.to_json writes it.  Captures the aggregated fields, in _FIELDS order.
-_LINE_RE = re.compile(
-    rb'^\{"ts":' + _S + rb',"id":' + _SX + rb',"session":' + _SX + rb',"route":' + _S
-    + rb',"model":' + _SX + rb',"reason":' + _S + rb',"verdict":' + _SX + rb',"local_up":' + _B
-    + rb',"classify_ms":' + _N + rb',"status":' + _N + rb',"ttft_ms":' + _N + rb',"total_ms":' + _N
-    + rb',"fallback":' + _S + rb',"input_tokens":' + _N + rb',"output_tokens":' + _N
-    + rb',"detail":' + _SX + rb',"stream":' + _B + rb',"cached_tokens":' + _NX + rb',"prefill_ms":' + _NX
-    + rb"\}\r?$"
-)  # fmt: skip
+# A JSON scalar, strings as an "unrolled loop" (no alternation per character: several times faster).
+_V = rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|-?[0-9][0-9.eE+-]*|true|false|null'
 _FIELDS = (
     "ts", "route", "reason", "classify_ms", "status", "ttft_ms", "total_ms", "fallback",
-    "input_tokens", "output_tokens",
+    "input_tokens", "output_tokens", "session", "detail", "prompt_hash", "turn", "project", "project_name",
+    "model",
 )  # fmt: skip
-# Position of each aggregated field among the ``,"``-separated segments of a line (ts is the 0th).
-_LAYOUT = {name: i for i, name in enumerate(FIELDS)}
-_PER_LINE = len(FIELDS) - 1
+# Logs written before a field was added hold a prefix of FIELDS (fields are only ever appended):
+# every prefix from this one on is read by the fast path, missing fields read as null.
+_OLDEST = FIELDS.index("prefill_ms") + 1
+
+
+def _line_re() -> re.Pattern[bytes]:
+    """One line as DecisionRecord.to_json writes it (any version from _OLDEST fields on), capturing
+    the aggregated fields in _FIELDS order (a field an older line lacks captures None)."""
+
+    def one(name: str) -> bytes:
+        value = (b"(?P<%s>" % name.encode()) + _V + b")" if name in _FIELDS else b"(?:" + _V + b")"
+        return (b'{"' if name == "ts" else b',"') + name.encode() + b'":' + value
+
+    head = b"".join(one(n) for n in FIELDS[:_OLDEST])
+    tail = b""
+    for name in reversed(FIELDS[_OLDEST:]):
+        tail = b"(?:" + one(name) + tail + b")?"
+    return re.compile(b"^" + head + tail + rb"\}\r?$")
+
+
+_LINE_RE = _line_re()
 _TS_RE = re.compile(rb'\{"ts":("[^"\\\n]*")')
-Row = tuple[bytes, ...]
+FieldRow = tuple[bytes, ...]
 Columns = list[list[bytes]]
 NULL = b"null"
 _not_none = partial(is_not, None)
@@ -93,6 +102,19 @@ class Stats:
     # (bucket start "YYYY-MM-DDTHH:MM", local, routed total) in time order, empty buckets included.
     share_series: list[tuple[str, int, int]] = field(default_factory=list)
     bucket_minutes: int = 0
+    # cloud model -> (input, output) tokens of its 2xx answers
+    cloud_tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
+    misses: MissFigures = field(default_factory=MissFigures)
+    # project id -> its basename, where the config allowed recording it
+    project_names: dict[str, str] = field(default_factory=dict)
+    # --by project: every figure again, per project label (its name and id, or its id, or "(none)")
+    projects: dict[str, Stats] = field(default_factory=dict)
+
+    def project_label(self, project: str | None) -> str:
+        if not project:
+            return "(no project)"
+        name = self.project_names.get(project)
+        return f"{name} ({project})" if name else project
 
     @property
     def routed(self) -> int:
@@ -124,6 +146,19 @@ class Stats:
             "cloud_tokens_avoided": {"input": self.local_input_tokens, "output": self.local_output_tokens},
             "share_series": [{"start": s, "local": loc, "total": tot} for s, loc, tot in self.share_series],
             "bucket_minutes": self.bucket_minutes,
+            "cloud_tokens": {m: {"input": i, "output": o} for m, (i, o) in self.cloud_tokens.items()},
+            "misses": {
+                "local_turns": self.misses.local_turns,
+                "missed": self.misses.missed,
+                "rate": self.misses.rate,
+                "by_kind": self.misses.by_kind,
+                "by_day": {d: {"local_turns": t, "missed": m} for d, (t, m) in self.misses.by_day.items()},
+                "by_project": {
+                    self.project_label(p): {"local_turns": t, "missed": m}
+                    for p, (t, m) in self.misses.by_project.items()
+                },
+            },
+            **({"by_project": {k: v.to_dict() for k, v in self.projects.items()}} if self.projects else {}),
         }
 
 
@@ -151,6 +186,9 @@ def _prefix(name: str) -> bytes:
 _PREFIXES = [_prefix(name) for name in _FIELDS]
 
 
+_NULLS = {name: _prefix(name) + NULL for name in _FIELDS}
+
+
 def _fast_columns(chunk: bytes, lines: int) -> Columns | None:
     """The chunk's columns via the fixed layout, or None when the chunk does not fit it.
 
@@ -160,15 +198,27 @@ def _fast_columns(chunk: bytes, lines: int) -> Columns | None:
     # A raw NUL never occurs in JSON text; we rely on that for the key check below.
     if not chunk.startswith(b'{"ts":"') or b"\0" in chunk:
         return None
-    segs = chunk.split(b',"')
-    if len(segs) != _PER_LINE * lines + 1:
+    # Each line boundary becomes a segment boundary too, so the last field of a line is a clean
+    # segment like any other (\x01 never occurs raw in JSON text either).
+    segs = chunk.replace(b'}\n{"ts":', b',"\x01ts":').split(b',"')
+    # Segments per line: one per field, whichever version of the record wrote the chunk.
+    per_line, extra = divmod(len(segs), lines)
+    if extra or not _OLDEST <= per_line <= len(FIELDS):
         return None
+    last = segs[-1].rstrip(b"\n")
+    if not last.endswith(b"}"):
+        return None
+    segs[-1] = last[:-1]
     ts = _TS_RE.findall(chunk)
     if len(ts) != lines:
         return None
     cols: Columns = [ts]
     for name, prefix in zip(_FIELDS[1:], _PREFIXES[1:], strict=True):
-        col = segs[_LAYOUT[name] :: _PER_LINE]
+        at = FIELDS.index(name)
+        if at >= per_line:  # a field this version did not write yet
+            cols.append([_NULLS[name]] * lines)
+            continue
+        col = segs[at::per_line]
         # Every value must sit under its own key (catches any line with other keys or order):
         # in C, by counting NUL+key in the column joined with NULs.
         if len(col) != lines or (b"\0" + b"\0".join(col)).count(b"\0" + prefix) != lines:
@@ -177,7 +227,7 @@ def _fast_columns(chunk: bytes, lines: int) -> Columns | None:
     return cols
 
 
-def _row_from_json(line: bytes) -> Row | None:
+def _row_from_json(line: bytes) -> FieldRow | None:
     try:
         rec = json.loads(line)
     except ValueError:
@@ -187,26 +237,40 @@ def _row_from_json(line: bytes) -> Row | None:
     return tuple(_json_spelling(rec.get(name)) for name in _FIELDS)
 
 
+def _row_from_line(line: bytes) -> FieldRow | None:
+    m = _LINE_RE.match(line)
+    if m:
+        return tuple(NULL if v is None else v for v in m.group(*_FIELDS))
+    return _row_from_json(line)
+
+
+def _read_around(line: bytes) -> FieldRow | None:
+    """A record glued after the fragment of one cut off by a crash (or after NUL padding)."""
+    at = line.rfind(b'{"ts":"')
+    return _row_from_line(line[at:]) if at > 0 else None
+
+
 def parse_chunk(chunk: bytes) -> tuple[Columns, int]:
     """Columns (one list per field of _FIELDS) of a chunk of whole lines, and the unreadable line count.
 
     ``ts`` values are JSON strings (quotes kept); every other value has its key in front, as the
-    fast path leaves it: ``status":200``.
+    fast path leaves it: ``status":200``.  A line that is not a record is counted and skipped; a
+    record glued to such a fragment (a crash mid-write, then the next start appending) is still read.
     """
     lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") or not chunk else 1)
     cols = _fast_columns(chunk, lines) if lines else None
     if cols is not None:
         return cols, 0
-    rows: list[Row] = []
+    rows: list[FieldRow] = []
     bad = 0
     for line in chunk.split(b"\n"):
         if not line.strip():
             continue
-        m = _LINE_RE.match(line)
-        row = m.groups() if m else _row_from_json(line)
+        row = _row_from_line(line)
         if row is None:
             bad += 1
-        else:
+            row = _read_around(line)
+        if row is not None:
             rows.append((row[0], *(p + v for p, v in zip(_PREFIXES[1:], row[1:], strict=True))))
     if not rows:
         return [[] for _ in _FIELDS], bad
@@ -274,8 +338,12 @@ def _unquote(raw: bytes) -> str:
 class _Acc:
     """Per-chunk aggregation into counters and compact float arrays."""
 
-    def __init__(self, since: str | None) -> None:
+    def __init__(self, since: str | None, split: bool = False) -> None:
         self.since = b'"' + since.encode() if since else None
+        # --by project: one accumulator per project (its raw ``project":...`` spelling), fed the same way.
+        self.projects: dict[bytes, _Acc] | None = {} if split else None
+        self.project_names: dict[bytes, bytes] = {}
+        self.misses = MissTracker()
         self.requests = 0
         self.unreadable = 0
         self.first: bytes | None = None
@@ -292,7 +360,16 @@ class _Acc:
         self.minutes: Counter[tuple[bytes, bytes]] = Counter()
         self._rejected = frozenset(_prefix("reason") + _json_spelling(r) for r in REJECTED_REASONS)
         self._local = _prefix("route") + b'"local"'
+        self._cloud = _prefix("route") + b'"cloud"'
+        self.cloud_tokens: dict[bytes, list[int]] = {}
         self._ok_status = frozenset(_prefix("status") + str(code).encode() for code in range(200, 300))
+        self._not_turn = frozenset(_prefix("reason") + _json_spelling(r) for r in (*REJECTED_REASONS, "background"))
+        self._no_fallback = _prefix("fallback") + NULL
+        self._broken = _prefix("detail") + _json_spelling(BROKEN_DETAIL)[:-1]
+        self._retry = _prefix("reason") + b'"retry-to-cloud"'
+        self._explicit = _prefix("reason") + b'"explicit"'
+        self._null_name = _prefix("project_name") + NULL
+        self._nulls: dict[bytes, None] = {_prefix(n) + NULL: None for n in ("session", "turn", "prompt_hash")}
 
     def add(self, cols: Columns) -> None:
         # Every per-row step is a map()/compress()/Counter over a whole column, so the loops run in C.
@@ -301,13 +378,21 @@ class _Acc:
         if self.since is not None and min(cols[0]) < self.since:
             keep = list(map(self.since.__le__, cols[0]))
             cols = [list(compress(c, keep)) for c in cols]
-        ts, route, reason, cms, status, ttft, total, fb, itok, otok = cols
+        if self.projects is not None:
+            self._split(cols)
+        ts, route, reason, cms, status, ttft, total, fb, itok, otok, sess, detail, ph, turn, proj, pname, model = cols
         if not ts:
             return
+        if pname.count(self._null_name) != len(pname):
+            for p, n in set(zip(proj, pname, strict=True)):
+                if n != self._null_name:
+                    self.project_names.setdefault(p, n)
         self.requests += len(ts)
         lo, hi = min(ts), max(ts)
         self.first = lo if self.first is None else min(self.first, lo)
         self.last = hi if self.last is None else max(self.last, hi)
+        # Misses see every routed record (they drop refused and background ones themselves).
+        self._track_misses(ts, route, reason, status, fb, sess, detail, ph, turn, proj)
         self.reason.update(reason)
         self.status.update(status)
         self.fallback.update(fb)
@@ -315,8 +400,8 @@ class _Acc:
         rejected = list(map(self._rejected.__contains__, reason))
         if any(rejected):
             keep = list(map(not_, rejected))
-            ts, route, status, ttft, total, itok, otok = (
-                list(compress(c, keep)) for c in (ts, route, status, ttft, total, itok, otok)
+            ts, route, status, ttft, total, itok, otok, model = (
+                list(compress(c, keep)) for c in (ts, route, status, ttft, total, itok, otok, model)
             )
         self.route.update(route)
         ttft_v = _numbers(ttft, "ttft_ms")
@@ -330,8 +415,57 @@ class _Acc:
         if any(answered):
             self.tok_in += sum(filter(_not_none, compress(_numbers(itok, "input_tokens"), answered)))
             self.tok_out += sum(filter(_not_none, compress(_numbers(otok, "output_tokens"), answered)))
+        # Tokens the cloud did process, by model (what was spent there).
+        cloud = list(map(and_, map(self._cloud.__eq__, route), map(self._ok_status.__contains__, status)))
+        if any(cloud):
+            c_model = list(compress(model, cloud))
+            c_in = list(compress(_numbers(itok, "input_tokens"), cloud))
+            c_out = list(compress(_numbers(otok, "output_tokens"), cloud))
+            for m in set(c_model):
+                mask = list(map(m.__eq__, c_model))
+                spent = self.cloud_tokens.setdefault(m, [0, 0])
+                spent[0] += sum(filter(_not_none, compress(c_in, mask)))
+                spent[1] += sum(filter(_not_none, compress(c_out, mask)))
         # Minute buckets ("YYYY-MM-DDTHH:MM"): re-bucketed for the chart once the span is known.
         self.minutes.update(zip([t[1:17] for t in ts], route, strict=True))
+
+    def _split(self, cols: Columns) -> None:
+        assert self.projects is not None
+        proj = cols[_FIELDS.index("project")]
+        for p in set(proj):
+            child = self.projects.get(p)
+            if child is None:
+                child = self.projects[p] = _Acc(None)
+            child.since = self.since
+            keep = list(map(p.__eq__, proj))
+            child.add([list(compress(c, keep)) for c in cols])
+
+    def _track_misses(self, *cols: list[bytes]) -> None:
+        ts, route, reason, status, fb, sess, detail, ph, turn, proj = cols
+        # Background requests and refused ones are no user turns; the flags are computed per column (in C).
+        keep = list(map(not_, map(self._not_turn.__contains__, reason)))
+        if not all(keep):
+            ts, route, reason, status, fb, sess, detail, ph, turn, proj = (
+                list(compress(c, keep)) for c in (ts, route, reason, status, fb, sess, detail, ph, turn, proj)
+            )
+        if not ts:
+            return
+        answered_local = list(map(self._local.__eq__, route))
+        ok = list(map(and_, answered_local, map(self._ok_status.__contains__, status)))
+        fell = list(map(self._no_fallback.__ne__, fb))
+        # Routed local: answered there, or fell back from there to the cloud.
+        local = list(map(or_, answered_local, fell))
+        broken = list(map(methodcaller("startswith", self._broken), detail))
+        failed = list(map(_FAILED.get, zip(fell, broken, strict=True)))
+        retry = list(map(self._retry.__eq__, reason))
+        explicit = list(map(and_, map(self._explicit.__eq__, reason), map(not_, local)))
+        # null tokens become None (dict.get with the value itself as the default: in C)
+        s_, t_, h_ = (list(map(self._nulls.get, c, c)) for c in (sess, turn, ph))
+        days = [t[1:11] for t in ts]
+        self.misses.feed(zip(s_, t_, h_, proj, days, local, ok, failed, retry, explicit, strict=True))
+
+
+_FAILED = {(True, False): "fallback", (True, True): "fallback", (False, True): "broken"}
 
 
 def _bucket_size(span_minutes: int, width: int) -> int:
@@ -380,13 +514,15 @@ def compute_stats(
     since: str | None = None,
     width: int = 60,
     chunk_bytes: int = CHUNK_BYTES,
+    by_project: bool = False,
 ) -> Stats:
     """Aggregate the log at ``path`` and its rotated files.
 
     ``since``: an ISO UTC time in the ``ts`` field's spelling (see ``parse_since``).
+    ``by_project``: also every figure per project (``Stats.projects``).
     """
     since_epoch = _iso_to_epoch(since) if since else None
-    acc = _Acc(since)
+    acc = _Acc(since, split=by_project)
     # One process on purpose: on 2 cores, worker processes reading byte ranges gained only ~12 % on
     # a million lines, not worth a process pool (and its fork/spawn hazards) in a command-line tool.
     for file in log_files(path):
@@ -442,6 +578,21 @@ def _finish(acc: _Acc, width: int) -> Stats:
     for (minute, route), n in acc.minutes.items():
         minutes[(minute.decode("ascii", "replace"), _unquote(route))] += n
     st.share_series, st.bucket_minutes = share_series(minutes, width)
+    st.cloud_tokens = {_unquote(m) or "(none)": (i, o) for m, (i, o) in sorted(acc.cloud_tokens.items())}
+    st.project_names = {_unquote(p): _unquote(n) for p, n in acc.project_names.items()}
+    raw = acc.misses.figures()
+    st.misses = MissFigures(
+        local_turns=raw.local_turns,
+        missed=raw.missed,
+        by_kind=raw.by_kind,
+        by_day={bytes(d).decode("ascii", "replace"): v for d, v in raw.by_day.items()},
+        by_project={_unquote(p) or None: v for p, v in raw.by_project.items()},
+    )
+    if acc.projects is not None:
+        for p, child in sorted(acc.projects.items()):
+            label = st.project_label(_unquote(p) or None)
+            child.project_names = acc.project_names
+            st.projects[label] = _finish(child, width)
     return st
 
 
@@ -507,7 +658,7 @@ def render_text(st: Stats, chart: bool = True, ascii_only: bool = False, since: 
     if st.rejected:
         lines.append(f"  rejected          {st.rejected:,} (bad request or unauthorized; not counted below)")
     if st.unreadable_lines:
-        lines.append(f"  unreadable lines  {st.unreadable_lines:,}")
+        lines.append(f"  skipped           {st.unreadable_lines:,} unreadable line(s) (corrupt or cut off)")
     local = st.by_route.get("local", 0)
     lines.append(f"local share         {_pct(local, st.routed)}   ({_counts(st.by_route)})")
     lines.append(f"by reason           {_counts(st.by_reason, st.requests)}")
@@ -527,6 +678,7 @@ def render_text(st: Stats, chart: bool = True, ascii_only: bool = False, since: 
     lines.append(
         f"cloud tokens avoided {st.local_input_tokens:,} input + {st.local_output_tokens:,} output (answered locally)"
     )
+    lines.extend(render_misses(st))
     if chart and st.share_series:
         shares = [loc / tot if tot else None for _, loc, tot in st.share_series]
         lines.append("")
@@ -540,6 +692,37 @@ def render_text(st: Stats, chart: bool = True, ascii_only: bool = False, since: 
                 ascii_only=ascii_only,
             )
         )
+    return lines
+
+
+def _rate(turns: int, missed: int) -> str:
+    return f"{_pct(missed, turns)} ({missed:,} of {turns:,} local turns)"
+
+
+def render_misses(st: Stats) -> list[str]:
+    m = st.misses
+    if not m.local_turns:
+        return ["routing misses      - (no local turns)"]
+    kinds = f"   ({_counts(m.by_kind)})" if m.by_kind else ""
+    lines = [f"routing misses      {_rate(m.local_turns, m.missed)}{kinds}"]
+    if len(m.by_day) > 1:
+        lines.append("  per day           " + ", ".join(f"{d} {_pct(x, t)}" for d, (t, x) in m.by_day.items()))
+    if len(m.by_project) > 1 or None not in m.by_project:
+        ranked = sorted(m.by_project.items(), key=lambda kv: -kv[1][0])
+        lines.append(
+            "  per project       " + ", ".join(f"{st.project_label(p)} {_pct(x, t)} of {t:,}" for p, (t, x) in ranked)
+        )
+    if not any(m.by_project):
+        lines.append("  (no prompt hashes or projects recorded: set the hash key, see [log] hash_key_env)")
+    return lines
+
+
+def render_by_project(st: Stats, ascii_only: bool = False) -> list[str]:
+    """``stats --by project``: the overall figures, then every figure again for each project."""
+    lines = render_text(st, chart=False, ascii_only=ascii_only)
+    for label, sub in sorted(st.projects.items(), key=lambda kv: -kv[1].requests):
+        lines += ["", f"== project {label}"]
+        lines += render_text(sub, chart=False, ascii_only=ascii_only)
     return lines
 
 
