@@ -270,3 +270,47 @@ def test_cli_stats_without_a_log_says_why(user_paths: UserPaths) -> None:
     res = CliRunner().invoke(cli, ["stats", "--config", str(config)])
     assert res.exit_code == 1
     assert "no decision log is configured" in res.output
+
+
+def test_a_crash_mid_write_is_read_around_and_counted(tmp_path: Path) -> None:
+    records = make_records(300, seed=11)
+    log = tmp_path / "decisions.jsonl"
+    lines = [json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in records]
+    # A line cut off by a crash, the next start's record glued to it; NUL padding before another.
+    lines[50] = lines[49][:70] + lines[50]
+    lines[120] = "\0\0\0\0" + lines[120]
+    log.write_text("\n".join(lines) + "\n" + lines[0][:40], encoding="utf-8")  # and a last line cut short
+    result = stats.compute_stats(log, chunk_bytes=8192)
+    assert result.unreadable_lines == 3
+    assert comparable(result.to_dict()) == oracle(records)
+    out = "\n".join(stats.render_text(result))
+    assert "skipped           3 unreadable line(s) (corrupt or cut off)" in out
+
+
+def test_lines_written_before_the_newest_fields_still_take_the_fast_path(tmp_path: Path) -> None:
+    records = make_records(500, seed=12)
+    old = [{k: v for k, v in r.items() if k not in ("prompt_hash", "turn", "project", "project_name")} for r in records]
+    log = tmp_path / "decisions.jsonl"
+    write_log(log, old)
+    data = log.read_bytes()
+    assert stats._fast_columns(data, data.count(b"\n")) is not None
+    result = stats.compute_stats(log)
+    assert result.unreadable_lines == 0
+    assert comparable(result.to_dict()) == oracle(records)
+
+
+def test_cli_stats_by_project(user_paths: UserPaths) -> None:
+    config = write_setup(user_paths, port=1)
+    log = user_paths.state / "switchyard" / "decisions.jsonl"
+    log.parent.mkdir(parents=True)
+    records = make_records(200, seed=13)
+    for i, r in enumerate(records):
+        r["project"], r["project_name"] = ("aaaa1111", "widgets") if i % 2 else ("bbbb2222", None)
+    write_log(log, records)
+    res = CliRunner().invoke(cli, ["stats", "--config", str(config), "--by", "project"])
+    assert res.exit_code == 0, res.output
+    assert "== project widgets (aaaa1111)" in res.output and "== project bbbb2222" in res.output
+    res = CliRunner().invoke(cli, ["stats", "--config", str(config), "--by", "project", "--json"])
+    data = json.loads(res.output)
+    assert data["by_project"]["widgets (aaaa1111)"]["requests"] == 100
+    assert data["by_project"]["bbbb2222"]["requests"] == 100

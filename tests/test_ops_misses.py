@@ -1,0 +1,153 @@
+"""Routing misses: the pure tracker on hand-made rows, the keyed identifiers, and a log the real proxy wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from proxy import record_ids
+from proxy.ops import stats
+from proxy.ops.misses import Row, find_misses
+from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
+from tests.standins import AnthropicUpstream, OpenAILocal
+from tests.standins.openai_local import HTTPErrorReply
+
+KEY = b"k" * 32
+CLAUDE_SYSTEM = [
+    {"type": "text", "text": "You are Claude Code."},
+    {"type": "text", "text": "# Environment\n - Primary working directory: /home/user/src/widgets\n - Platform: linux\n"},
+]
+
+
+def row(
+    session: str | None = "s1",
+    turn: int | None = 1,
+    h: str | None = None,
+    *,
+    local: bool = True,
+    ok: bool = True,
+    failed: str | None = None,
+    retry: bool = False,
+    explicit: bool = False,
+    project: str | None = "p1",
+    day: str = "2026-11-20",
+) -> Row:
+    return Row(session, turn, h, project, day, local, ok and local and failed is None, failed, retry, explicit)
+
+
+def test_each_kind_of_miss_counts_once_per_local_turn() -> None:
+    rows = [
+        # turn 1: local, three tool steps, fine
+        row(turn=1, h="a"), row(turn=1, h="a"), row(turn=1, h="a"),
+        # turn 2: local, fell back before output
+        row(turn=2, h="b", local=True, failed="fallback"),
+        # turn 3: local answer broke after content, then the retry went to the cloud
+        row(turn=3, h="c", failed="broken"), row(turn=3, h="c", local=False, retry=True),
+        # turn 4: local, then the user switched to the cloud explicitly (turn 5)
+        row(turn=4, h="d"), row(turn=5, h="e", local=False, explicit=True),
+        # the explicit cloud choice stays: a second explicit turn is no second miss
+        row(turn=6, h="f", local=False, explicit=True),
+        # turn 7 local; the user sends turn 7's message again as turn 8 (a repeat)
+        row(turn=7, h="g"), row(turn=8, h="g", local=False),
+        # another session, local, never missed
+        row(session="s2", turn=1, h="x", project="p2", day="2026-11-21"),
+    ]  # fmt: skip
+    m = find_misses(rows)
+    assert m.local_turns == 6  # s1 turns 1, 2, 3, 4, 7 and s2 turn 1
+    assert m.missed == 4
+    assert m.by_kind == {"fallback": 1, "broken": 1, "explicit": 1, "repeat": 1}
+    assert m.by_day == {"2026-11-20": (5, 4), "2026-11-21": (1, 0)}
+    assert m.by_project == {"p1": (5, 4), "p2": (1, 0)}
+    assert m.rate == 4 / 6
+
+
+def test_what_is_not_a_miss() -> None:
+    rows = [
+        # an explicit cloud turn after a *cloud* turn
+        row(turn=1, h="a", local=False), row(turn=2, h="b", local=False, explicit=True),
+        # the same message in a tool continuation (same turn) is no repeat
+        row(turn=3, h="c"), row(turn=3, h="c"),
+        # a message repeated after a *cloud* answer is no local miss
+        row(turn=4, h="d", local=False), row(turn=5, h="d"),
+        # the explicit switch comes after another cloud turn, not right after the local one
+        row(turn=6, h="e"), row(turn=7, h="f", local=False), row(turn=8, h="g", local=False, explicit=True),
+    ]  # fmt: skip
+    m = find_misses(rows)
+    assert (m.local_turns, m.missed, m.by_kind) == (3, 0, {})
+
+
+def test_a_repeat_in_a_new_session_counts_and_records_without_session_are_turns_of_their_own() -> None:
+    m = find_misses([row(session="s1", h="a"), row(session="s9", turn=1, h="a", local=False)])
+    assert (m.missed, m.by_kind) == (1, {"repeat": 1})
+    m = find_misses([row(session=None, turn=None), row(session=None, turn=None, failed="fallback")])
+    assert (m.local_turns, m.missed) == (2, 1)
+
+
+def test_identifiers_are_keyed_short_and_need_a_key() -> None:
+    h = record_ids.prompt_hash(KEY, "rename x to y")
+    assert h is not None and len(h) == 16 and h == record_ids.prompt_hash(KEY, "rename x to y")
+    assert h != record_ids.prompt_hash(b"other-key" * 4, "rename x to y")
+    assert record_ids.prompt_hash(b"", "rename x to y") is None and record_ids.prompt_hash(KEY, "") is None
+    cwd = record_ids.working_directory(CLAUDE_SYSTEM)
+    assert cwd == "/home/user/src/widgets"
+    pid = record_ids.project_id(KEY, cwd)
+    assert pid is not None and len(pid) == 8 and pid == record_ids.project_id(KEY, cwd + "/")
+    assert record_ids.project_name(cwd) == "widgets"
+    assert record_ids.working_directory("no environment here") is None
+
+
+def test_the_real_session_capture_names_its_directory() -> None:
+    data = json.loads((Path(__file__).parent / "data" / "claude_code_session.json").read_text())
+    assert record_ids.working_directory(data["requests"][0]["body"]["system"]) == "/home/user/project"
+
+
+def _post(p: ProxyThread, text: str, *, session: str, model: str = "claude-sonnet-4-5", history: int = 0) -> None:
+    msgs: list[dict[str, Any]] = []
+    for i in range(history):  # earlier turns, so the turn count grows like Claude Code's transcript
+        msgs += [{"role": "user", "content": f"earlier {i}"}, {"role": "assistant", "content": "ok"}]
+    body = messages_body(text, model=model, system=CLAUDE_SYSTEM)
+    body["messages"] = msgs + body["messages"]
+    r = httpx.post(
+        p.url + "/v1/messages", headers=p.headers(**{"X-Claude-Code-Session-Id": session}), json=body, timeout=30
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_misses_in_a_log_the_real_proxy_wrote(tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream) -> None:
+    cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url, log={"project_names": True})
+    env = {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_HASH_KEY": "h" * 64}
+    local.default_verdict = "SIMPLE"
+    with ProxyThread(cfg, env) as p:
+        _post(p, "fix the typo in README", session="s1")  # local, fine
+        _post(p, "fix the typo in README", session="s1", history=1)  # sent again: a repeat
+        _post(p, "rename foo to bar", session="s1", history=2)  # local ...
+        _post(p, "do it properly", session="s1", model="cloud", history=3)  # ... then the user picks the cloud
+        local.script(HTTPErrorReply(500))
+        _post(p, "add a test", session="s2")  # local fails before output: fallback
+        recs = p.decisions(5)
+    text = Path(cfg.log.decisions).read_text()
+    assert "fix the typo" not in text and "widgets" in text  # the basename only, as allowed
+    assert [r["turn"] for r in recs] == [1, 2, 3, 4, 1]
+    assert recs[0]["prompt_hash"] == recs[1]["prompt_hash"] != recs[2]["prompt_hash"]
+    assert {r["project"] for r in recs} == {record_ids.project_id(b"h" * 64, "/home/user/src/widgets")}
+    assert recs[4]["fallback"] is not None and recs[4]["route"] == "cloud"
+    st = stats.compute_stats(Path(cfg.log.decisions))
+    assert (st.misses.local_turns, st.misses.missed) == (4, 3)
+    assert st.misses.by_kind == {"fallback": 1, "explicit": 1, "repeat": 1}
+    [label] = [st.project_label(p) for p in st.misses.by_project]
+    assert label.startswith("widgets (")
+    out = "\n".join(stats.render_text(st))
+    assert "routing misses      75.0% (3 of 4 local turns)" in out
+
+
+def test_without_a_hash_key_records_carry_no_hash_or_project(
+    tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream
+) -> None:
+    cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url)
+    with ProxyThread(cfg) as p:
+        _post(p, "hello", session="s1", model="cloud")
+        [rec] = p.decisions(1)
+    assert (rec["prompt_hash"], rec["project"], rec["project_name"], rec["turn"]) == (None, None, None, 1)
