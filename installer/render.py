@@ -113,7 +113,14 @@ def _context(ri: RenderInput) -> dict[str, Any]:
         "proxy_log": str(p.proxy_log),
         "launcher_name": ri.launcher_name,
         "base_url": f"http://127.0.0.1:{ri.port}",
+        "statusline_settings": statusline_settings(p),
     }
+
+
+def statusline_settings(p: Paths) -> str:
+    """The --settings JSON the launcher passes to Claude Code: Switchyard's status line command."""
+    command = f"{shlex.quote(str(p.venv_python))} -m proxy statusline --config {shlex.quote(str(p.config_file))}"
+    return json.dumps({"statusLine": {"type": "command", "command": command, "padding": 0}})
 
 
 def render_config(ri: RenderInput) -> bytes:

@@ -247,7 +247,8 @@ def test_launcher_points_claude_at_switchyard(tmp_path: Path) -> None:
     (fake / "claude").chmod(0o755)
     import subprocess
 
-    env = {**os.environ, "PATH": f"{fake}:/usr/bin:/bin", "ANTHROPIC_API_KEY": "real-key"}
+    # (The status line it offers is tested in tests/test_ops_statusline.py.)
+    env = {**os.environ, "PATH": f"{fake}:/usr/bin:/bin", "ANTHROPIC_API_KEY": "real-key", "SWITCHYARD_STATUSLINE": "0"}
     out = subprocess.run([str(launcher), "-p", "hi there"], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "http://127.0.0.1:4567|rk-123||-p hi there"
     assert render.parse_env_file(p.env_file.read_bytes())["SWITCHYARD_LITELLM_KEY"] == 'l$`"'

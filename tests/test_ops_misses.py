@@ -18,7 +18,7 @@ from tests.standins.openai_local import HTTPErrorReply
 KEY = b"k" * 32
 CLAUDE_SYSTEM = [
     {"type": "text", "text": "You are Claude Code."},
-    {"type": "text", "text": "# Environment\n - Primary working directory: /home/user/src/widgets\n - Platform: linux\n"},
+    {"type": "text", "text": "# Environment\n - Primary working directory: /home/user/src/widgets\n - Shell: bash\n"},
 ]
 
 

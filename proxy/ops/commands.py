@@ -173,6 +173,33 @@ def stats(
         click.echo(line)
 
 
+# ---------------------------------------------------------------- statusline
+
+
+@click.command()
+@config_option
+@click.option("--log", type=click.Path(dir_okay=False), help="Read this log instead of the configured one.")
+def statusline(config_path: str | None, log: str | None) -> None:
+    """One line for Claude Code's statusLine setting (reads Claude Code's JSON on stdin).
+
+    Shows the route and model of this session's latest answer and why (classified, cached,
+    fallback, ...), and today's local share (UTC).  Reads only the end of the decision log, so
+    it stays fast on any log; a share marked ~ covers only the last few MB of today.  The
+    launcher the installer writes passes it to Claude Code with --settings, unless you have a
+    statusLine of your own (or set SWITCHYARD_STATUSLINE=0).  Always exits 0: a status line
+    that fails would only go blank.
+    """
+    from proxy.ops import statusline as sl
+
+    stdin_text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read(1 << 20)
+    try:
+        path: Path | None = _log_path(log, config_path)
+    except click.ClickException as exc:
+        click.echo(f"switchyard: {exc.message.splitlines()[0][:200]}")
+        return
+    click.echo(sl.line_for(path, stdin_text))
+
+
 # ---------------------------------------------------------------- classify
 
 
@@ -347,4 +374,4 @@ def env(config_path: str | None, shell: str) -> None:
         click.echo(line)
 
 
-COMMANDS = (status, watch, stats, classify, doctor, start, stop, restart, env)
+COMMANDS = (status, watch, stats, statusline, classify, doctor, start, stop, restart, env)
