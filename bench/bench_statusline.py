@@ -74,7 +74,8 @@ def main() -> None:
 
         t_read = best(read_all, 3)
         print(f"statusline, session answered at the end:  {t_recent * 1000:.1f} ms")
-        print(f"statusline, session not in the window:    {t_absent * 1000:.1f} ms (reads at most {sl.SCAN_BYTES >> 20} MB)")
+        window = sl.SCAN_BYTES >> 20
+        print(f"statusline, session not in the window:    {t_absent * 1000:.1f} ms (reads at most {window} MB)")
         print(f"baseline, reading the whole file once:    {t_read * 1000:.1f} ms")
         print(f"ratio statusline / whole-file read: {t_recent / t_read:.3f} (end), {t_absent / t_read:.3f} (absent)")
 

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -132,6 +133,8 @@ def watch(
 @click.option("--width", default=60, show_default=True, help="Columns of the chart.")
 @click.option("--log", type=click.Path(dir_okay=False), help="Read this log instead of the configured one.")
 @click.option("--by", "by", type=click.Choice(["project"]), help="Split every figure by project.")
+@click.option("--no-cost", is_flag=True, help="Do not ask LiteLLM for prices.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Also write a self-contained page here.")
 def stats(
     config_path: str | None,
     since: str | None,
@@ -140,6 +143,8 @@ def stats(
     width: int,
     log: str | None,
     by: str | None,
+    no_cost: bool,
+    html_file: str | None,
 ) -> None:
     """Summarize the decision log (and its rotated files).
 
@@ -148,7 +153,10 @@ def stats(
     avoided by answering locally, routing misses (overall, per day, per project), and a chart
     of the local share over time.  A routing miss is a local turn that fell back or broke,
     was retried on the cloud, was followed by an explicit switch to the cloud, or whose
-    message was sent again.  Corrupt or cut-off lines are skipped and counted.
+    message was sent again.  Corrupt or cut-off lines are skipped and counted.  Cost: with the
+    prices LiteLLM publishes at its /model/info (URL and key from the config and env file), the
+    money spent on the cloud and avoided by answering locally, with the source shown; without
+    prices it says why.  --html FILE writes one page that opens offline and fetches nothing.
     """
     from proxy.ops import stats as s
 
@@ -162,15 +170,43 @@ def stats(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
     result = s.compute_stats(path, since=bound, width=max(10, width), by_project=by == "project")
+    money = None if no_cost else _cost(result, config_path)
+    if html_file:
+        from proxy.ops import html_report
+
+        html_report.write(Path(html_file), result, money)
+        click.echo(f"wrote {html_file}", err=True)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        data = result.to_dict()
+        if money is not None:
+            from proxy.ops.prices import cost_dict
+
+            data["cost"] = cost_dict(money)
+        click.echo(json.dumps(data, indent=2))
         return
     if by == "project":
         text = s.render_by_project(result, ascii_only=_ascii_only())
     else:
         text = s.render_text(result, chart=not no_chart, ascii_only=_ascii_only(), since=bound)
+    if money is not None:
+        from proxy.ops.prices import render_cost
+
+        text += render_cost(money)
     for line in text:
         click.echo(line)
+
+
+def _cost(result: Any, config_path: str | None) -> Any:
+    """The cost at LiteLLM's prices (a Cost saying why when there are none)."""
+    from proxy.ops import prices
+
+    try:
+        cfg = context.load(config_path)
+    except click.ClickException as exc:
+        return prices.Cost("", None, None, (), f"no config to find LiteLLM ({exc.message.splitlines()[0]})")
+    found = prices.fetch_prices(cfg.cloud.base_url, cfg.cloud_key())
+    local = (result.local_input_tokens, result.local_output_tokens)
+    return prices.cost(found, result.cloud_tokens, local, cfg.cloud.simple_model)
 
 
 # ---------------------------------------------------------------- statusline
