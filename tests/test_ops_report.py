@@ -29,7 +29,8 @@ def test_prices_from_the_real_litellm_and_a_model_without_them(litellm_bin: str,
     assert found.error is None and found.source == llm.url + "/model/info"
     assert found.per_token["cloud-simple"] == (3e-06, 1.5e-05)  # LiteLLM 1.106.2's cost map for Sonnet 4.5
     assert found.unpriced == ("custom",)
-    c = prices.cost(found, {"cloud-simple": (1_000_000, 100_000), "custom": (5, 5)}, (2_000_000, 10_000), "cloud-simple")
+    spent = {"cloud-simple": (1_000_000, 100_000), "custom": (5, 5)}
+    c = prices.cost(found, spent, (2_000_000, 10_000), "cloud-simple")
     assert c.spent_usd == pytest.approx(3.0 + 1.5) and c.avoided_usd == pytest.approx(6.0 + 0.15)
     assert c.unpriced_models == ("custom",)
     text = "\n".join(prices.render_cost(c))

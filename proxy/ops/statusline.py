@@ -22,6 +22,8 @@ from proxy import jsonio
 SCAN_BYTES = 4 * 1024 * 1024
 BLOCK = 64 * 1024
 REJECTED = frozenset({"bad-request", "unauthorized"})
+_REJECTED_BYTES = tuple(f'"reason":"{r}"'.encode() for r in sorted(REJECTED))
+_LOCAL = b'"route":"local"'
 
 
 @dataclass
@@ -82,17 +84,20 @@ def glance(path: Path, session: str | None, today: str) -> Glance:
             if g.latest is not None or needle is None:
                 break
         today_line = day == today_b
-        want_latest = needle is not None and g.latest is None and needle in line
-        if not (today_line or want_latest):
+        # Counted from the bytes (the proxy's own fixed spelling), not parsed: this is most lines.
+        # A line cut off by a crash (no closing brace) is skipped.
+        if today_line and line.rstrip().endswith(b"}") and not any(r in line for r in _REJECTED_BYTES):
+            g.routed += 1
+            g.local += _LOCAL in line
+        elif today_line and not line.rstrip().endswith(b"}"):
+            g.skipped += 1
+        if needle is None or g.latest is not None or needle not in line:
             continue
         rec = _record(line)
         if rec is None:
             g.skipped += 1
             continue
-        if today_line and rec.get("reason") not in REJECTED:
-            g.routed += 1
-            g.local += rec.get("route") == "local"
-        if want_latest and rec.get("session") == session:
+        if rec.get("session") == session:
             g.latest = rec
     else:
         # The window ended before anything older than today: complete only if it was the whole file.
