@@ -79,9 +79,12 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
     assert f"SWITCHYARD_LITELLM_KEY={shared_lab.key}" in env_text
     router_key = next(ln.split("=", 1)[1] for ln in env_text.splitlines() if ln.startswith("SWITCHYARD_ROUTER_KEY="))
     assert len(router_key) >= 32
+    # The key for prompt hashes: generated once, kept by the re-run below (the tree stays identical).
+    hash_key = next(ln.split("=", 1)[1] for ln in env_text.splitlines() if ln.startswith("SWITCHYARD_HASH_KEY="))
+    assert len(hash_key) == 64 and int(hash_key, 16) >= 0 and cfg.log.hash_key_env == "SWITCHYARD_HASH_KEY"
     for f in (p.config_file, p.unit_file, p.answers_file, p.launcher("claude-routed"), p.journal_file):
         text = f.read_text()
-        assert shared_lab.key not in text and router_key not in text, f
+        assert shared_lab.key not in text and router_key not in text and hash_key not in text, f
     assert shared_lab.key not in r.stdout + r.stderr and router_key not in r.stdout + r.stderr
     # Unit and launcher.
     unit = p.unit_file.read_text()

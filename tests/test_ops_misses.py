@@ -151,3 +151,56 @@ def test_without_a_hash_key_records_carry_no_hash_or_project(
         _post(p, "hello", session="s1", model="cloud")
         [rec] = p.decisions(1)
     assert (rec["prompt_hash"], rec["project"], rec["project_name"], rec["turn"]) == (None, None, None, 1)
+
+
+def _rows_from_records(records: list[dict[str, Any]]) -> list[Row]:
+    """The tracker's rows, computed the obvious way from parsed records."""
+    out = []
+    for r in records:
+        if r["reason"] in ("bad-request", "unauthorized", "background"):
+            continue
+        broken = (r["detail"] or "").startswith("local stream broke after content")
+        failed = "fallback" if r["fallback"] else "broken" if broken else None
+        local = r["route"] == "local" or r["fallback"] is not None
+        ok = r["route"] == "local" and 200 <= r["status"] < 300
+        out.append(
+            Row(r["session"], r["turn"], r["prompt_hash"], r["project"], r["ts"][:10], local, ok, failed,
+                r["reason"] == "retry-to-cloud", r["reason"] == "explicit" and not local)
+        )  # fmt: skip
+    return out
+
+
+def test_stats_finds_the_same_misses_as_the_tracker_on_parsed_records(tmp_path: Path) -> None:
+    import random
+
+    from proxy.decision_log import DecisionRecord, utc_iso
+
+    rng = random.Random(4)
+    records: list[dict[str, Any]] = []
+    t = 1_790_000_000.0
+    for s in range(40):
+        session = None if s % 9 == 0 else f"sess-{s}"
+        for turn in range(1, rng.randrange(2, 9)):
+            h = f"{rng.randrange(30):016x}"  # few distinct messages: repeats happen
+            route = rng.choice(["local", "local", "cloud"])
+            reason = rng.choice(["classified", "cached", "explicit", "retry-to-cloud", "background", "bad-request"])
+            for _step in range(rng.randrange(1, 6)):  # tool steps of the turn, mostly routed alike
+                fallback = "connect-error" if rng.random() < 0.05 else None
+                detail = "local stream broke after content: dropped" if rng.random() < 0.05 else None
+                t += rng.uniform(1, 4000)
+                rec = DecisionRecord(
+                    ts=utc_iso(t), id="r", session=session, route="cloud" if fallback else route, reason=reason,
+                    status=rng.choice([200, 200, 200, 500]), fallback=fallback, detail=detail, prompt_hash=h,
+                    turn=turn, project=f"p{s % 3}",
+                )  # fmt: skip
+                records.append(json.loads(rec.to_json()))
+    log = tmp_path / "decisions.jsonl"
+    log.write_text("".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in records))
+    st = stats.compute_stats(log, chunk_bytes=3000)  # many chunks: state carried across them
+    expected = find_misses(_rows_from_records(records))
+    assert expected.missed > 5 and len(expected.by_kind) >= 4  # the data exercises the kinds
+    assert (st.misses.local_turns, st.misses.missed, st.misses.by_kind) == (
+        expected.local_turns, expected.missed, expected.by_kind,
+    )  # fmt: skip
+    assert st.misses.by_day == expected.by_day
+    assert {p: v for p, v in st.misses.by_project.items()} == expected.by_project

@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import compress
-from operator import and_, is_not, methodcaller, not_, or_
+from itertools import compress, repeat
+from operator import and_, is_, is_not, itemgetter, methodcaller, ne, not_, or_
 from pathlib import Path
 from typing import Any
 
@@ -442,14 +442,7 @@ class _Acc:
 
     def _track_misses(self, *cols: list[bytes]) -> None:
         ts, route, reason, status, fb, sess, detail, ph, turn, proj = cols
-        # Background requests and refused ones are no user turns; the flags are computed per column (in C).
-        keep = list(map(not_, map(self._not_turn.__contains__, reason)))
-        if not all(keep):
-            ts, route, reason, status, fb, sess, detail, ph, turn, proj = (
-                list(compress(c, keep)) for c in (ts, route, reason, status, fb, sess, detail, ph, turn, proj)
-            )
-        if not ts:
-            return
+        # The flags are computed per column (in C); the tracker's loop then sees one tuple per row.
         answered_local = list(map(self._local.__eq__, route))
         ok = list(map(and_, answered_local, map(self._ok_status.__contains__, status)))
         fell = list(map(self._no_fallback.__ne__, fb))
@@ -462,7 +455,16 @@ class _Acc:
         # null tokens become None (dict.get with the value itself as the default: in C)
         s_, t_, h_ = (list(map(self._nulls.get, c, c)) for c in (sess, turn, ph))
         days = [t[1:11] for t in ts]
-        self.misses.feed(zip(s_, t_, h_, proj, days, local, ok, failed, retry, explicit, strict=True))
+        # Background requests and refused ones are no user turns.
+        turns = map(not_, map(self._not_turn.__contains__, reason))
+        rows = list(compress(zip(s_, t_, h_, proj, days, local, ok, failed, retry, explicit, strict=True), turns))
+        # A row equal to the one before it (a turn's tool steps, routed alike) changes nothing in the
+        # tracker: dropped here, in C.  Rows without a session are turns of their own: never dropped.
+        keep = [True] * len(rows)
+        if len(rows) > 1:
+            fresh = [True, *map(ne, rows[1:], rows[:-1])]
+            keep = list(map(or_, fresh, map(is_, map(itemgetter(0), rows), repeat(None))))
+        self.misses.feed(compress(rows, keep))
 
 
 _FAILED = {(True, False): "fallback", (True, True): "fallback", (False, True): "broken"}
