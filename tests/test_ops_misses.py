@@ -10,7 +10,7 @@ import httpx
 
 from proxy import record_ids
 from proxy.ops import stats
-from proxy.ops.misses import Row, find_misses
+from proxy.ops.misses import Flags, Row, find_misses
 from tests.proxy_harness import ROUTER_KEY, ProxyThread, make_config, messages_body
 from tests.standins import AnthropicUpstream, OpenAILocal
 from tests.standins.openai_local import HTTPErrorReply
@@ -35,7 +35,7 @@ def row(
     project: str | None = "p1",
     day: str = "2026-11-20",
 ) -> Row:
-    return Row(session, turn, h, project, day, local, ok and local and failed is None, failed, retry, explicit)
+    return Row(session, turn, h, project, day, Flags(local, ok and local and failed is None, failed, retry, explicit))
 
 
 def test_each_kind_of_miss_counts_once_per_local_turn() -> None:
@@ -164,8 +164,8 @@ def _rows_from_records(records: list[dict[str, Any]]) -> list[Row]:
         local = r["route"] == "local" or r["fallback"] is not None
         ok = r["route"] == "local" and 200 <= r["status"] < 300
         out.append(
-            Row(r["session"], r["turn"], r["prompt_hash"], r["project"], r["ts"][:10], local, ok, failed,
-                r["reason"] == "retry-to-cloud", r["reason"] == "explicit" and not local)
+            Row(r["session"], r["turn"], r["prompt_hash"], r["project"], r["ts"][:10],
+                Flags(local, ok, failed, r["reason"] == "retry-to-cloud", r["reason"] == "explicit" and not local))
         )  # fmt: skip
     return out
 

@@ -8,8 +8,8 @@ them is a turn of its own) in which at least one request was routed local.  It i
 - ``retry``:      the session's next request was retried on the cloud (reason ``retry-to-cloud``);
 - ``explicit``:   the user switched to the cloud explicitly (reason ``explicit``) right after it,
                   in the same session;
-- ``repeat``:     the same user message (same prompt hash) was sent again, as a new turn, after
-                  the turn's local answer.
+- ``repeat``:     the same user message (same prompt hash) was sent again, as a new turn (of any
+                  session), after the turn's local answer.
 
 Each missed turn counts once, under its first cause.  Background requests (titles, summaries) and
 requests refused before routing are left out.  Pure: records in time order in, figures out; the
@@ -27,19 +27,23 @@ from typing import Any, NamedTuple
 KINDS = ("fallback", "broken", "retry", "explicit", "repeat")
 
 
-class Row(NamedTuple):
-    """One record, as the tracker needs it (flags computed by the caller)."""
+class Flags(NamedTuple):
+    """What one record says, as the tracker needs it (computed by the caller)."""
 
-    session: Hashable | None
-    turn: Hashable | None
-    prompt_hash: Hashable | None
-    project: Hashable | None
-    day: Hashable  # the day the record is from ("YYYY-MM-DD"; stats passes the bytes)
     local: bool  # routed local (whether or not it fell back)
     local_ok: bool  # a local answer was sent (2xx, no fallback)
     failed: str | None  # "fallback" | "broken" | None
     retry: bool  # reason retry-to-cloud
     explicit_cloud: bool  # reason explicit, answered by the cloud
+
+
+class Row(NamedTuple):
+    session: Hashable | None
+    turn: Hashable | None
+    prompt_hash: Hashable | None
+    project: Hashable | None
+    day: Hashable  # the day the record is from ("YYYY-MM-DD"; stats passes the bytes)
+    flags: Flags
 
 
 @dataclass
@@ -65,23 +69,32 @@ class MissTracker:
         # turn id -> (day, project) of its first local request
         self._turns: dict[Hashable, tuple[Hashable, Hashable | None]] = {}
         self._missed: dict[Hashable, str] = {}
-        self._last_local_by_hash: dict[Hashable, Hashable] = {}
+        self._seen: set[Hashable] = set()  # every turn id so far (a repeat is a *new* turn)
+        # prompt hash -> the local turns that answered it and were not repeated yet
+        self._answered: dict[Hashable, set[Hashable]] = {}
         # session -> the turn id of its latest local answer, while nothing else followed it
         self._just_local: dict[Hashable, Hashable] = {}
         # session -> the turn id of its latest local request (what a retry-to-cloud retries)
         self._last_local: dict[Hashable, Hashable] = {}
 
     def feed(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        turns, missed = self._turns, self._missed
-        by_hash, just_local, last_local = self._last_local_by_hash, self._just_local, self._last_local
-        for session, turn, h, project, day, local, local_ok, failed, retry, explicit_cloud in rows:
-            self._n += 1
-            tid: Hashable = (session, turn) if session is not None and turn is not None else self._n
-            if h is not None:
-                earlier = by_hash.get(h)
-                if earlier is not None and earlier != tid:
+        """Rows as ``Row`` lays them out.  A row equal to the one before it in its session changes
+        nothing here (so callers may drop such rows)."""
+        turns, missed, seen = self._turns, self._missed, self._seen
+        answered, just_local, last_local = self._answered, self._just_local, self._last_local
+        for session, turn, h, project, day, (local, local_ok, failed, retry, explicit_cloud) in rows:
+            tid: Hashable
+            if session is None or turn is None:
+                self._n += 1
+                tid, new = self._n, True  # a turn of its own
+            else:
+                tid = (session, turn)
+                new = tid not in seen
+                if new:
+                    seen.add(tid)
+            if new and h is not None and h in answered:
+                for earlier in answered.pop(h):
                     missed.setdefault(earlier, "repeat")
-                    del by_hash[h]
             if local:
                 if tid not in turns:
                     turns[tid] = (day, project)
@@ -94,7 +107,7 @@ class MissTracker:
                     else:
                         just_local.pop(session, None)
                 if local_ok and failed is None and h is not None:
-                    by_hash[h] = tid
+                    answered.setdefault(h, set()).add(tid)
                 continue
             if session is None:
                 continue

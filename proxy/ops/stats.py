@@ -31,7 +31,7 @@ from typing import Any
 from proxy import jsonio
 from proxy.decision_log import FIELDS
 from proxy.ops.chart import bar_chart
-from proxy.ops.misses import MissFigures, MissTracker
+from proxy.ops.misses import Flags, MissFigures, MissTracker
 
 # Requests refused before routing: counted, but kept out of shares and latencies.
 REJECTED_REASONS = frozenset({"bad-request", "unauthorized"})
@@ -363,11 +363,8 @@ class _Acc:
         self._cloud = _prefix("route") + b'"cloud"'
         self.cloud_tokens: dict[bytes, list[int]] = {}
         self._ok_status = frozenset(_prefix("status") + str(code).encode() for code in range(200, 300))
-        self._not_turn = frozenset(_prefix("reason") + _json_spelling(r) for r in (*REJECTED_REASONS, "background"))
-        self._no_fallback = _prefix("fallback") + NULL
+        self._flags = _FlagTable()
         self._broken = _prefix("detail") + _json_spelling(BROKEN_DETAIL)[:-1]
-        self._retry = _prefix("reason") + b'"retry-to-cloud"'
-        self._explicit = _prefix("reason") + b'"explicit"'
         self._null_name = _prefix("project_name") + NULL
         self._nulls: dict[bytes, None] = {_prefix(n) + NULL: None for n in ("session", "turn", "prompt_hash")}
 
@@ -442,22 +439,19 @@ class _Acc:
 
     def _track_misses(self, *cols: list[bytes]) -> None:
         ts, route, reason, status, fb, sess, detail, ph, turn, proj = cols
-        # The flags are computed per column (in C); the tracker's loop then sees one tuple per row.
-        answered_local = list(map(self._local.__eq__, route))
-        ok = list(map(and_, answered_local, map(self._ok_status.__contains__, status)))
-        fell = list(map(self._no_fallback.__ne__, fb))
-        # Routed local: answered there, or fell back from there to the cloud.
-        local = list(map(or_, answered_local, fell))
+        # One lookup per row (in C) gives its Flags from the few distinct (route, fallback, status,
+        # reason) combinations; None for background and refused requests, which are no user turns.
+        flags: list[Flags | None] = list(map(self._flags.__getitem__, zip(route, fb, status, reason, strict=True)))
         broken = list(map(methodcaller("startswith", self._broken), detail))
-        failed = list(map(_FAILED.get, zip(fell, broken, strict=True)))
-        retry = list(map(self._retry.__eq__, reason))
-        explicit = list(map(and_, map(self._explicit.__eq__, reason), map(not_, local)))
+        if any(broken):
+            for i in compress(range(len(flags)), broken):
+                f = flags[i]
+                if f is not None and f.local and f.failed is None:
+                    flags[i] = f._replace(local_ok=False, failed="broken")
         # null tokens become None (dict.get with the value itself as the default: in C)
         s_, t_, h_ = (list(map(self._nulls.get, c, c)) for c in (sess, turn, ph))
         days = [t[1:11] for t in ts]
-        # Background requests and refused ones are no user turns.
-        turns = map(not_, map(self._not_turn.__contains__, reason))
-        rows = list(compress(zip(s_, t_, h_, proj, days, local, ok, failed, retry, explicit, strict=True), turns))
+        rows = list(compress(zip(s_, t_, h_, proj, days, flags, strict=True), flags))
         # A row equal to the one before it (a turn's tool steps, routed alike) changes nothing in the
         # tracker: dropped here, in C.  Rows without a session are turns of their own: never dropped.
         keep = [True] * len(rows)
@@ -467,7 +461,35 @@ class _Acc:
         self.misses.feed(compress(rows, keep))
 
 
-_FAILED = {(True, False): "fallback", (True, True): "fallback", (False, True): "broken"}
+class _FlagTable(dict[tuple[bytes, bytes, bytes, bytes], "Flags | None"]):
+    """Flags of a (route, fallback, status, reason) combination, in their raw spellings, worked out
+    once per combination (a log has a few hundred of them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = _prefix("route") + b'"local"'
+        self._no_fallback = _prefix("fallback") + NULL
+        self._ok = frozenset(_prefix("status") + str(code).encode() for code in range(200, 300))
+        self._not_turn = frozenset(_prefix("reason") + _json_spelling(r) for r in (*REJECTED_REASONS, "background"))
+        self._retry = _prefix("reason") + b'"retry-to-cloud"'
+        self._explicit = _prefix("reason") + b'"explicit"'
+
+    def __missing__(self, key: tuple[bytes, bytes, bytes, bytes]) -> Flags | None:
+        route, fb, status, reason = key
+        value = None
+        if reason not in self._not_turn:
+            fell = fb != self._no_fallback
+            answered = route == self._local
+            local = answered or fell
+            value = Flags(
+                local=local,
+                local_ok=answered and not fell and status in self._ok,
+                failed="fallback" if fell else None,
+                retry=reason == self._retry,
+                explicit_cloud=reason == self._explicit and not local,
+            )
+        self[key] = value
+        return value
 
 
 def _bucket_size(span_minutes: int, width: int) -> int:
