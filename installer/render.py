@@ -119,7 +119,8 @@ def _context(ri: RenderInput) -> dict[str, Any]:
 
 def statusline_settings(p: Paths) -> str:
     """The --settings JSON the launcher passes to Claude Code: Switchyard's status line command."""
-    command = f"{shlex.quote(str(p.venv_python))} -m proxy statusline --config {shlex.quote(str(p.config_file))}"
+    # The module entry point: the same line as `switchyard statusline`, without click (run per refresh).
+    command = f"{shlex.quote(str(p.venv_python))} -m proxy.ops.statusline --config {shlex.quote(str(p.config_file))}"
     return json.dumps({"statusLine": {"type": "command", "command": command, "padding": 0}})
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_the_launcher_offers_the_status_line_only_where_there_is_none(tmp_path: 
     args = _run(launcher, env, "-p", "hi", cwd=work)
     assert args[0] == "--settings" and args[2:] == ["-p", "hi"]
     command = json.loads(args[1])["statusLine"]["command"]
-    assert command.endswith(f"-m proxy statusline --config {paths().config_file}")
+    assert command.endswith(f"-m proxy.ops.statusline --config {paths().config_file}")
     # The user's own status line (user settings, project settings) is never replaced.
     (home / ".claude" / "settings.json").write_text('{"statusLine": {"type": "command", "command": "mine"}}')
     assert _run(launcher, env, "-p", "hi", cwd=work) == ["-p", "hi"]
@@ -128,3 +129,20 @@ def test_the_launcher_offers_the_status_line_only_where_there_is_none(tmp_path: 
     assert _run(launcher, env, "--settings", "{}", cwd=work) == ["--settings", "{}"]
     assert _run(launcher, {**env, "SWITCHYARD_STATUSLINE": "0"}, "-p", "x", cwd=work) == ["-p", "x"]
     assert os.listdir(home / ".claude") == []  # nothing written into the user's settings
+
+
+def test_the_module_entry_the_launcher_uses(tmp_path: Path) -> None:
+    from tests.proxy_harness import make_config
+
+    cfg = make_config(tmp_path)
+    write(Path(cfg.log.decisions), [rec(0, "local")])
+    config = tmp_path / "config.toml"
+    config.write_text(f'[local]\nmodel = "m"\n[cloud]\nsimple_model = "a"\ncomplex_model = "b"\n'
+                      f'[log]\ndecisions = "{cfg.log.decisions}"\n')  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "proxy.ops.statusline", "--config", str(config)]
+    out = subprocess.run(argv, input='{"session_id":"s1"}', capture_output=True, text=True, env=env, check=True)
+    assert out.stdout == "switchyard: local qwen-local (classified)\n"  # (that record is not from today)
+    bad = subprocess.run([*argv[:-1], str(tmp_path / "nope.toml")], input="{}", capture_output=True, text=True,
+                         env=env, check=False)  # fmt: skip
+    assert bad.returncode == 0 and "nope.toml does not exist" in bad.stdout

@@ -35,7 +35,7 @@ def test_claude_code_runs_the_status_line_and_its_session_matches_the_log(
     stdin_copy, shown = tmp_path / "statusline-stdin.json", tmp_path / "statusline-out.txt"
     command = (
         f"tee {shlex.quote(str(stdin_copy))} | PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)} "
-        f"-m proxy statusline --log {shlex.quote(cfg.log.decisions)} | tee {shlex.quote(str(shown))}"
+        f"-m proxy.ops.statusline --log {shlex.quote(cfg.log.decisions)} | tee {shlex.quote(str(shown))}"
     )
     settings = json.dumps({"statusLine": {"type": "command", "command": command, "padding": 0}})
     with ProxyThread(cfg) as p:

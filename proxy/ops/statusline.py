@@ -157,3 +157,35 @@ def line_for(path: Path | None, stdin_text: str, now: dt.datetime | None = None)
         return render(glance(path, session_of(stdin_text), today))
     except OSError as exc:
         return f"switchyard: cannot read {path.name} ({exc.strerror})"
+
+
+def main(argv: list[str]) -> int:
+    """``python -m proxy.ops.statusline --config FILE``: what the launcher gives Claude Code.
+
+    The same line as ``switchyard statusline``, without loading the command-line toolkit (click and
+    every command's options): on each refresh Python's start is most of the cost.
+    """
+    import sys
+
+    from proxy.config import ConfigError, load_config
+    from proxy.ops import paths
+
+    log: Path | None = None
+    try:
+        if "--log" in argv:
+            log = Path(argv[argv.index("--log") + 1])
+        else:
+            config = Path(argv[argv.index("--config") + 1]) if "--config" in argv else paths.default_config_path()
+            log = paths.decisions_path(load_config(config))
+    except (ConfigError, IndexError) as exc:
+        print(f"switchyard: {str(exc).splitlines()[0][:200] if str(exc) else 'give --config FILE'}")
+        return 0
+    stdin_text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read(1 << 20)
+    print(line_for(log, stdin_text))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
