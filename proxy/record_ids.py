@@ -10,12 +10,11 @@ as the prompt itself to anyone who can guess it.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 # Claude Code's environment block in its system prompt: " - Primary working directory: /path".
-_CWD_RE = re.compile(r"^\s*-?\s*Primary working directory:\s*(\S[^\n]*?)\s*$", re.MULTILINE)
+_CWD_LABEL = "Primary working directory:"
 PROMPT_HASH_HEX = 16
 PROJECT_ID_HEX = 8
 
@@ -44,11 +43,13 @@ def _texts(system: Any) -> Iterator[str]:
 def working_directory(system: Any) -> str | None:
     """The directory Claude Code says it works in, from a request's ``system`` (None when not named)."""
     for text in _texts(system):
-        if "Primary working directory" not in text:
+        at = text.find(_CWD_LABEL)
+        if at < 0:
             continue
-        m = _CWD_RE.search(text)
-        if m:
-            return m.group(1)
+        end = text.find("\n", at)
+        path = text[at + len(_CWD_LABEL) : end if end >= 0 else len(text)].strip()
+        if path:
+            return path
     return None
 
 
