@@ -93,3 +93,18 @@ def test_the_html_page_renders_offline_with_its_figures(tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     res = _browser(tmp_path, f"--screenshot={shot}", "--window-size=1000,1400", page.as_uri())
     assert res.returncode == 0 and shot.stat().st_size > 20_000  # a real picture, not a blank page
+
+
+def test_cli_stats_html_writes_the_page(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from proxy.cli import cli
+
+    log = tmp_path / "decisions.jsonl"
+    write_log(log, make_records(100, seed=22))
+    page = tmp_path / "out" / "report.html"
+    res = CliRunner().invoke(cli, ["stats", "--log", str(log), "--no-cost", "--html", str(page)])
+    assert res.exit_code == 0, res.output
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and 'id="local-share"' in text and "not asked (--no-cost)" in text
+    assert not list(page.parent.glob(".report.html.*"))  # written atomically, no temp file left
