@@ -86,6 +86,22 @@ def test_a_repeat_in_a_new_session_counts_and_records_without_session_are_turns_
     assert (m.local_turns, m.missed) == (2, 1)
 
 
+def test_a_log_written_before_turns_were_recorded_counts_each_local_record(tmp_path: Path) -> None:
+    from proxy.decision_log import DecisionRecord, utc_iso
+
+    lines = []
+    for i in range(6):  # one session, identical local records, then one that fell back
+        rec = DecisionRecord(ts=utc_iso(1_790_000_000 + i), id="r", session="s1", route="local", reason="cached",
+                             status=200, fallback="connect-error" if i == 5 else None)  # fmt: skip
+        data = json.loads(rec.to_json())
+        old = {k: v for k, v in data.items() if k not in ("prompt_hash", "turn", "project", "project_name")}
+        lines.append(json.dumps(old, separators=(",", ":")))
+    log = tmp_path / "decisions.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    st = stats.compute_stats(log)
+    assert (st.misses.local_turns, st.misses.missed, st.misses.by_kind) == (6, 1, {"fallback": 1})
+
+
 def test_identifiers_are_keyed_short_and_need_a_key() -> None:
     h = record_ids.prompt_hash(KEY, "rename x to y")
     assert h is not None and len(h) == 16 and h == record_ids.prompt_hash(KEY, "rename x to y")

@@ -453,11 +453,14 @@ class _Acc:
         days = [t[1:11] for t in ts]
         rows = list(compress(zip(s_, t_, h_, proj, days, flags, strict=True), flags))
         # A row equal to the one before it (a turn's tool steps, routed alike) changes nothing in the
-        # tracker: dropped here, in C.  Rows without a session are turns of their own: never dropped.
+        # tracker: dropped here, in C.  Rows without a session or turn (logs written before turns were
+        # recorded) are turns of their own: never dropped.
         keep = [True] * len(rows)
         if len(rows) > 1:
             fresh = [True, *map(ne, rows[1:], rows[:-1])]
-            keep = list(map(or_, fresh, map(is_, map(itemgetter(0), rows), repeat(None))))
+            no_session = map(is_, map(itemgetter(0), rows), repeat(None))
+            own = map(or_, no_session, map(is_, map(itemgetter(1), rows), repeat(None)))
+            keep = list(map(or_, fresh, own))
         self.misses.feed(compress(rows, keep))
 
 
