@@ -37,8 +37,15 @@ FALLBACKS = ["connect-error", "first-token-timeout", "read-timeout", "upstream-5
 
 
 def make_record(i: int, rng: random.Random, t0: float) -> dict[str, Any]:
-    reason = _REASON_NAMES[bisect.bisect(_CUM, rng.random() * _CUM[-1])]
-    route = "local" if reason in ("classified", "cached", "background") and rng.random() < 0.7 else "cloud"
+    # Routing is per user turn, as the proxy does it: a turn's tool steps (about 20 requests) share
+    # its reason and route (classified once, then cached); faults and statuses are per request.
+    turn = i // 20
+    trng = random.Random(turn)
+    turn_reason = _REASON_NAMES[bisect.bisect(_CUM, trng.random() * _CUM[-1])]
+    reason = turn_reason
+    if turn_reason in ("classified", "cached"):
+        reason = "classified" if i % 20 == 0 else "cached"
+    route = "local" if turn_reason in ("classified", "cached", "background") and trng.random() < 0.7 else "cloud"
     fallback = rng.choice(FALLBACKS) if route == "cloud" and rng.random() < 0.02 else None
     classify = reason in ("classified",) or reason.startswith("classify-")
     status = 200 if rng.random() < 0.98 else rng.choice([400, 429, 500, 529])
@@ -62,10 +69,10 @@ def make_record(i: int, rng: random.Random, t0: float) -> dict[str, Any]:
         "stream": True,
         "cached_tokens": None,
         "prefill_ms": None,
-        # About 20 requests per user turn (tool steps), one in 50 turns a repeat of an earlier message.
-        "prompt_hash": f"{(i // 20) % 5000 if rng.random() < 0.02 else i // 20:016x}",
-        "turn": i // 20,
-        "project": f"{rng.randrange(12):08x}",
+        # One turn in 50 repeats the message of an earlier one.
+        "prompt_hash": f"{turn % 5000 if trng.random() < 0.02 else turn:016x}",
+        "turn": turn,
+        "project": f"{(i // 200) % 12:08x}",
         "project_name": None,
     }
 

@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import compress, repeat
-from operator import and_, is_, is_not, itemgetter, methodcaller, ne, not_, or_
+from itertools import compress
+from operator import and_, is_not, itemgetter, methodcaller, ne, not_, or_
 from pathlib import Path
 from typing import Any
 
@@ -198,24 +198,18 @@ def _fast_columns(chunk: bytes, lines: int) -> Columns | None:
     # A raw NUL never occurs in JSON text; we rely on that for the key check below.
     if not chunk.startswith(b'{"ts":"') or b"\0" in chunk:
         return None
-    # Each line boundary becomes a segment boundary too, so the last field of a line is a clean
-    # segment like any other (\x01 never occurs raw in JSON text either).
-    segs = chunk.replace(b'}\n{"ts":', b',"\x01ts":').split(b',"')
-    # Segments per line: one per field, whichever version of the record wrote the chunk.
-    per_line, extra = divmod(len(segs), lines)
-    if extra or not _OLDEST <= per_line <= len(FIELDS):
+    segs = chunk.split(b',"')
+    # Segments per line: one per field after ts, whichever version of the record wrote the chunk.
+    per_line, extra = divmod(len(segs) - 1, lines)
+    if extra or not _OLDEST - 1 <= per_line <= len(FIELDS) - 1:
         return None
-    last = segs[-1].rstrip(b"\n")
-    if not last.endswith(b"}"):
-        return None
-    segs[-1] = last[:-1]
     ts = _TS_RE.findall(chunk)
     if len(ts) != lines:
         return None
     cols: Columns = [ts]
     for name, prefix in zip(_FIELDS[1:], _PREFIXES[1:], strict=True):
         at = FIELDS.index(name)
-        if at >= per_line:  # a field this version did not write yet
+        if at > per_line:  # a field this version did not write yet
             cols.append([_NULLS[name]] * lines)
             continue
         col = segs[at::per_line]
@@ -223,6 +217,10 @@ def _fast_columns(chunk: bytes, lines: int) -> Columns | None:
         # in C, by counting NUL+key in the column joined with NULs.
         if len(col) != lines or (b"\0" + b"\0".join(col)).count(b"\0" + prefix) != lines:
             return None
+        if at == per_line:
+            # A line's last field runs on into the next line (``x":1}\n{"ts":"...``): cut at the
+            # record's closing brace (the last one: a timestamp holds none).
+            col = [v[: v.rfind(b"}")] for v in col]
         cols.append(col)
     return cols
 
@@ -367,6 +365,8 @@ class _Acc:
         self._broken = _prefix("detail") + _json_spelling(BROKEN_DETAIL)[:-1]
         self._null_name = _prefix("project_name") + NULL
         self._nulls: dict[bytes, None] = {_prefix(n) + NULL: None for n in ("session", "turn", "prompt_hash")}
+        self._null_session = _prefix("session") + NULL
+        self._null_turn = _prefix("turn") + NULL
 
     def add(self, cols: Columns) -> None:
         # Every per-row step is a map()/compress()/Counter over a whole column, so the loops run in C.
@@ -448,20 +448,22 @@ class _Acc:
                 f = flags[i]
                 if f is not None and f.local and f.failed is None:
                     flags[i] = f._replace(local_ok=False, failed="broken")
-        # null tokens become None (dict.get with the value itself as the default: in C)
-        s_, t_, h_ = (list(map(self._nulls.get, c, c)) for c in (sess, turn, ph))
         days = [t[1:11] for t in ts]
-        rows = list(compress(zip(s_, t_, h_, proj, days, flags, strict=True), flags))
+        rows = list(compress(zip(sess, turn, ph, proj, days, flags, strict=True), flags))
+        if not rows:
+            return
         # A row equal to the one before it (a turn's tool steps, routed alike) changes nothing in the
         # tracker: dropped here, in C.  Rows without a session or turn (logs written before turns were
         # recorded) are turns of their own: never dropped.
-        keep = [True] * len(rows)
         if len(rows) > 1:
             fresh = [True, *map(ne, rows[1:], rows[:-1])]
-            no_session = map(is_, map(itemgetter(0), rows), repeat(None))
-            own = map(or_, no_session, map(is_, map(itemgetter(1), rows), repeat(None)))
-            keep = list(map(or_, fresh, own))
-        self.misses.feed(compress(rows, keep))
+            no_session = map(self._null_session.__eq__, map(itemgetter(0), rows))
+            own = map(or_, no_session, map(self._null_turn.__eq__, map(itemgetter(1), rows)))
+            rows = list(compress(rows, map(or_, fresh, own)))
+        s_, t_, h_, p_, d_, f_ = zip(*rows, strict=True)
+        # null tokens become None (dict.get with the value itself as the default: in C)
+        sessions, turns, hashes = (map(self._nulls.get, c, c) for c in (s_, t_, h_))
+        self.misses.feed(zip(sessions, turns, hashes, p_, d_, f_, strict=True))
 
 
 class _FlagTable(dict[tuple[bytes, bytes, bytes, bytes], "Flags | None"]):
