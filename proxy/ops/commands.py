@@ -8,13 +8,17 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from proxy.ops import context
 from proxy.ops.checks import Check, exit_code, render
 from proxy.ops.context import config_option
+
+if TYPE_CHECKING:
+    from proxy.ops.prices import Cost
+    from proxy.ops.stats import Stats
 
 
 def _ascii_only() -> bool:
@@ -174,7 +178,10 @@ def stats(
     if html_file:
         from proxy.ops import html_report
 
-        html_report.write(Path(html_file), result, money)
+        try:
+            html_report.write(Path(html_file), result, money)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {html_file}: {exc.strerror or exc}") from None
         click.echo(f"wrote {html_file}", err=True)
     if as_json:
         data = result.to_dict()
@@ -196,7 +203,7 @@ def stats(
         click.echo(line)
 
 
-def _cost(result: Any, config_path: str | None) -> Any:
+def _cost(result: Stats, config_path: str | None) -> Cost:
     """The cost at LiteLLM's prices (a Cost saying why when there are none)."""
     from proxy.ops import prices
 
