@@ -220,3 +220,24 @@ def test_stats_finds_the_same_misses_as_the_tracker_on_parsed_records(tmp_path: 
     )  # fmt: skip
     assert st.misses.by_day == expected.by_day
     assert {p: v for p, v in st.misses.by_project.items()} == expected.by_project
+
+
+def test_a_local_answer_that_broke_then_its_retry_is_one_miss(
+    tmp_path: Path, local: OpenAILocal, upstream: AnthropicUpstream
+) -> None:
+    from tests.standins.openai_local import ChunkReply, chat_chunks
+
+    cfg = make_config(tmp_path, local_url=local.v1_url, cloud_url=upstream.url)
+    env = {"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_HASH_KEY": "h" * 64}
+    local.script(ChunkReply(chat_chunks(text="Here is the first part of a long answer", piece=8), drop_after=4))
+    local.script_classifier("SIMPLE")
+    body = messages_body("explain the module", stream=True, system=CLAUDE_SYSTEM)
+    headers = {"X-Claude-Code-Session-Id": "s-42"}
+    with ProxyThread(cfg, env) as p:
+        for _ in range(2):  # the answer breaks off; Claude Code retries the same turn
+            r = httpx.post(p.url + "/v1/messages", headers=p.headers(**headers), json=body, timeout=30)
+            assert r.status_code == 200
+        recs = p.decisions(2)
+    assert [(r["route"], r["reason"]) for r in recs] == [("local", "classified"), ("cloud", "retry-to-cloud")]
+    st = stats.compute_stats(Path(cfg.log.decisions))
+    assert (st.misses.local_turns, st.misses.missed, st.misses.by_kind) == (1, 1, {"broken": 1})
