@@ -74,12 +74,15 @@ def main() -> None:
         argv = [sys.executable, "-m", "proxy", "statusline", "--log", str(log)]
         stdin = json.dumps({"session_id": recent}).encode()
         t_cmd = best(lambda: subprocess.run(argv, input=stdin, capture_output=True, check=True), 5)
+        light = [sys.executable, "-m", "proxy.ops.statusline", "--log", str(log)]  # what the launcher runs
+        t_light = best(lambda: subprocess.run(light, input=stdin, capture_output=True, check=True), 5)
         # The baseline: a status line that aggregates the whole log, with stats' own fast reader.
         t_read = best(lambda: compute_stats(log), 1)
         print(f"statusline, session answered at the end:  {t_recent * 1000:.1f} ms")
         window = sl.SCAN_BYTES >> 20
         print(f"statusline, session not in the window:    {t_absent * 1000:.1f} ms (reads at most {window} MB)")
         print(f"the whole command (python -m proxy ...):  {t_cmd * 1000:.1f} ms")
+        print(f"the launcher's (-m proxy.ops.statusline): {t_light * 1000:.1f} ms")
         print(f"baseline, switchyard stats on the file:   {t_read * 1000:.1f} ms")
         print(f"ratio statusline / whole-log stats: {t_recent / t_read:.4f} (end), {t_absent / t_read:.4f} (absent)")
 
