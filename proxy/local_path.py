@@ -25,8 +25,13 @@ from proxy.config import LocalConfig
 from proxy.decision_log import DecisionRecord
 from proxy.errors import error_body
 from proxy.local_client import LocalFailure, complete_chat, stream_chat
-from proxy.openai_request import RequestTranslationError, request_tool_names, to_openai_request
-from proxy.openai_stream import Event, StreamTranslator, TranslationError, completion_to_message
+from proxy.openai_request import (
+    RequestTranslationError,
+    request_tool_names,
+    request_tool_schemas,
+    to_openai_request,
+)
+from proxy.openai_stream import Event, StreamTranslator, TranslationError, translate_completion
 from proxy.sse import encode_event
 
 log = logging.getLogger("switchyard.local")
@@ -69,6 +74,8 @@ class _Translated:
     oa_body: dict[str, Any]
     tool_names: frozenset[str]
     client_model: str
+    # name → input_schema, for tool calls written as text (empty: the request has no tools, nothing held)
+    tool_schemas: dict[str, Any]
 
 
 def _translate(lr: LocalRequest, *, stream: bool) -> _Translated:
@@ -81,7 +88,9 @@ def _translate(lr: LocalRequest, *, stream: bool) -> _Translated:
     oa_body["stream"] = stream
     if not stream:
         oa_body.pop("stream_options", None)
-    return _Translated(oa_body, request_tool_names(body), str(body.get("model", lr.model)))
+    return _Translated(
+        oa_body, request_tool_names(body), str(body.get("model", lr.model)), request_tool_schemas(body)
+    )
 
 
 def _encode(events: list[Event]) -> bytes:
@@ -118,7 +127,9 @@ async def stream_local(
 ) -> web.StreamResponse:
     """Stream the local answer; raises Fallback while nothing has been sent yet."""
     tr = _translate(lr, stream=True)
-    translator = StreamTranslator(tr.tool_names, model=tr.client_model, input_tokens=lr.input_tokens)
+    translator = StreamTranslator(
+        tr.tool_names, model=tr.client_model, input_tokens=lr.input_tokens, text_tools=tr.tool_schemas
+    )
     # stream_chat encodes the request and drops the dict before it streams the answer.
     gen = stream_chat(lr.session, lr.cfg, tr.oa_body, lr.api_key)
     del tr
@@ -129,6 +140,7 @@ async def stream_local(
         await out.write(_encode(held))
         record.ttft_ms = (time.monotonic() - started) * 1000
         record.status = 200
+        record.repaired = translator.repaired
         broken: str | None = None
         if not ended:
             try:
@@ -159,19 +171,22 @@ async def stream_local(
 async def complete_local(lr: LocalRequest, record: DecisionRecord, started: float) -> web.Response:
     """A non-streaming local answer; raises Fallback on any failure (nothing is sent before it is whole)."""
     tr = _translate(lr, stream=False)
-    tool_names, client_model = tr.tool_names, tr.client_model
+    tool_names, client_model, tool_schemas = tr.tool_names, tr.client_model, tr.tool_schemas
     payload = tr.oa_body
     del tr
     try:
         async with asyncio.timeout(lr.cfg.first_token_timeout_s + lr.cfg.read_timeout_s):
             completion = await complete_chat(lr.session, lr.cfg, payload, lr.api_key)
-        message = completion_to_message(completion, tool_names, model=client_model, input_tokens=lr.input_tokens)
+        message, translator = translate_completion(
+            completion, tool_names, model=client_model, input_tokens=lr.input_tokens, text_tools=tool_schemas
+        )
     except TimeoutError:
         raise Fallback("timeout", "no complete answer in time") from None
     except (LocalFailure, TranslationError) as exc:
         raise _failure(exc) from None
     record.ttft_ms = (time.monotonic() - started) * 1000
     record.status = 200
+    record.repaired = translator.repaired
     usage = message.get("usage") or {}
     record.input_tokens = usage.get("input_tokens")
     record.output_tokens = usage.get("output_tokens")
