@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +24,22 @@ from aiohttp import web
 from proxy.config import LocalConfig
 from proxy.decision_log import DecisionRecord
 from proxy.errors import error_body
-from proxy.local_client import LocalFailure, complete_chat, stream_chat
+from proxy.local_client import LocalFailure, complete_chat, stream_chat, stream_messages
+from proxy.native_request import to_native_request
+from proxy.native_stream import NativeToChunks, native_message_chunks
 from proxy.openai_request import (
     RequestTranslationError,
     request_tool_names,
     request_tool_schemas,
     to_openai_request,
 )
-from proxy.openai_stream import Event, StreamTranslator, TranslationError, translate_completion
+from proxy.openai_stream import (
+    Event,
+    StreamTranslator,
+    TranslationError,
+    events_to_message,
+    translate_completion,
+)
 from proxy.sse import encode_event
 
 log = logging.getLogger("switchyard.local")
@@ -60,6 +68,9 @@ class LocalRequest:
     on_broken: Callable[[str], None]
     # Called with the prompt tokens the server counted, when it said (calibrates the estimate).
     on_prompt_tokens: Callable[[int], None] | None = None
+    # "openai": translated to /chat/completions; "anthropic": the server's own /v1/messages
+    # (config.local_dialect).
+    dialect: str = "openai"
 
     def take_body(self) -> dict[str, Any]:
         """The Anthropic body, handed over once.  The local path translates it and lets it go: held
@@ -82,15 +93,16 @@ def _translate(lr: LocalRequest, *, stream: bool) -> _Translated:
     """The OpenAI request and what the answer's translation needs; the Anthropic body is let go."""
     body = lr.take_body()
     try:
-        oa_body = to_openai_request(body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
+        if lr.dialect == "anthropic":
+            oa_body = to_native_request(body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
+        else:
+            oa_body = to_openai_request(body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
     except RequestTranslationError as exc:
         raise Fallback("translation-error", str(exc)[:200]) from None
     oa_body["stream"] = stream
     if not stream:
         oa_body.pop("stream_options", None)
-    return _Translated(
-        oa_body, request_tool_names(body), str(body.get("model", lr.model)), request_tool_schemas(body)
-    )
+    return _Translated(oa_body, request_tool_names(body), str(body.get("model", lr.model)), request_tool_schemas(body))
 
 
 def _encode(events: list[Event]) -> bytes:
@@ -101,9 +113,7 @@ def _failure(exc: LocalFailure | TranslationError) -> Fallback:
     return Fallback(exc.cause, exc.detail)
 
 
-async def _first_content(
-    gen: Any, translator: StreamTranslator, deadline_s: float
-) -> tuple[list[Event], bool]:
+async def _first_content(gen: Any, translator: StreamTranslator, deadline_s: float) -> tuple[list[Event], bool]:
     """Consume chunks until the translator has valid content; returns (held events, stream ended)."""
     held: list[Event] = []
     try:
@@ -122,6 +132,16 @@ async def _first_content(
     return held, True
 
 
+async def _native_chunks(events: AsyncGenerator[tuple[str | None, Any], None]) -> AsyncGenerator[dict[str, Any], None]:
+    """The server's own Anthropic stream, grammar-checked, as chunks for the shared translator."""
+    conv = NativeToChunks()
+    async with contextlib.aclosing(events):
+        async for name, data in events:
+            for chunk in conv.feed(name, data):
+                yield chunk
+    conv.finish()
+
+
 async def stream_local(
     request: web.Request, lr: LocalRequest, record: DecisionRecord, started: float
 ) -> web.StreamResponse:
@@ -130,8 +150,11 @@ async def stream_local(
     translator = StreamTranslator(
         tr.tool_names, model=tr.client_model, input_tokens=lr.input_tokens, text_tools=tr.tool_schemas
     )
-    # stream_chat encodes the request and drops the dict before it streams the answer.
-    gen = stream_chat(lr.session, lr.cfg, tr.oa_body, lr.api_key)
+    # The client encodes the request and drops the dict before it streams the answer.
+    if lr.dialect == "anthropic":
+        gen = _native_chunks(stream_messages(lr.session, lr.cfg, tr.oa_body, lr.api_key))
+    else:
+        gen = stream_chat(lr.session, lr.cfg, tr.oa_body, lr.api_key)
     del tr
     async with contextlib.aclosing(gen):
         held, ended = await _first_content(gen, translator, lr.cfg.first_token_timeout_s)
@@ -168,6 +191,21 @@ async def stream_local(
         return out
 
 
+def _translate_native(
+    answer: dict[str, Any], tool_names: frozenset[str], model: str, input_tokens: int, tool_schemas: dict[str, Any]
+) -> tuple[dict[str, Any], StreamTranslator]:
+    """The server's own Anthropic message, through the same checks as a streamed one."""
+    translator = StreamTranslator(tool_names, model=model, input_tokens=input_tokens, text_tools=tool_schemas)
+    events: list[Event] = []
+    for chunk in native_message_chunks(answer):
+        events += translator.feed(chunk)
+    events += translator.finish()
+    message = events_to_message(events)
+    if translator.upstream_input_tokens is not None:
+        message["usage"]["input_tokens"] = translator.upstream_input_tokens
+    return message, translator
+
+
 async def complete_local(lr: LocalRequest, record: DecisionRecord, started: float) -> web.Response:
     """A non-streaming local answer; raises Fallback on any failure (nothing is sent before it is whole)."""
     tr = _translate(lr, stream=False)
@@ -176,10 +214,13 @@ async def complete_local(lr: LocalRequest, record: DecisionRecord, started: floa
     del tr
     try:
         async with asyncio.timeout(lr.cfg.first_token_timeout_s + lr.cfg.read_timeout_s):
-            completion = await complete_chat(lr.session, lr.cfg, payload, lr.api_key)
-        message, translator = translate_completion(
-            completion, tool_names, model=client_model, input_tokens=lr.input_tokens, text_tools=tool_schemas
-        )
+            completion = await complete_chat(lr.session, lr.cfg, payload, lr.api_key, native=lr.dialect == "anthropic")
+        if lr.dialect == "anthropic":
+            message, translator = _translate_native(completion, tool_names, client_model, lr.input_tokens, tool_schemas)
+        else:
+            message, translator = translate_completion(
+                completion, tool_names, model=client_model, input_tokens=lr.input_tokens, text_tools=tool_schemas
+            )
     except TimeoutError:
         raise Fallback("timeout", "no complete answer in time") from None
     except (LocalFailure, TranslationError) as exc:

@@ -58,6 +58,8 @@ _FINISH_MAP = {
     "tool_calls": "tool_use",
     "function_call": "tool_use",
     "content_filter": "refusal",
+    # From the local server's own Anthropic stream (proxy.native_stream).
+    "stop_sequence": "stop_sequence",
 }
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
