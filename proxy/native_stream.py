@@ -42,13 +42,16 @@ def _count(value: Any) -> int:
 class NativeToChunks:
     """Feed ``(event name, parsed data)`` in order; get OpenAI-style chunks.  Raises TranslationError."""
 
-    __slots__ = ("_block", "_calls", "_grammar", "_tool", "ended")
+    __slots__ = ("_block", "_calls", "_finish", "_grammar", "_tool", "ended")
 
     def __init__(self) -> None:
         self._grammar = StreamGrammar()
         self._block = ""  # type of the open block
         self._tool: dict[str, Any] = {}  # the open tool_use block: id, name, input parts
         self._calls = 0
+        # The finish chunk waits for message_stop: an answer is whole only once the stream has ended
+        # properly, and until then the held text has not been committed.
+        self._finish: list[Chunk] = []
         self.ended = False
 
     def feed(self, event: str | None, data: Any) -> list[Chunk]:
@@ -70,11 +73,11 @@ class NativeToChunks:
             return self._stop()
         if etype == "message_delta":
             reason = data["delta"]["stop_reason"]
-            out = self._usage(data.get("usage"))
-            out.append(_choice({}, _FINISH.get(reason, reason)))
-            return out
+            self._finish = [*self._usage(data.get("usage")), _choice({}, _FINISH.get(reason, reason))]
+            return []
         if etype == "message_stop":
             self.ended = True
+            return self._finish
         return []  # ping, and event types added to the API later
 
     def finish(self) -> None:
