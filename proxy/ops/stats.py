@@ -49,16 +49,20 @@ _LINE_RE = re.compile(
     + rb',"classify_ms":' + _N + rb',"status":' + _N + rb',"ttft_ms":' + _N + rb',"total_ms":' + _N
     + rb',"fallback":' + _S + rb',"input_tokens":' + _N + rb',"output_tokens":' + _N
     + rb',"detail":' + _SX + rb',"stream":' + _B + rb',"cached_tokens":' + _NX + rb',"prefill_ms":' + _NX
-    + rb"\}\r?$"
+    + rb',"repaired":' + _S + rb"\}\r?$"
 )  # fmt: skip
 _FIELDS = (
     "ts", "route", "reason", "classify_ms", "status", "ttft_ms", "total_ms", "fallback",
-    "input_tokens", "output_tokens",
+    "input_tokens", "output_tokens", "repaired",
 )  # fmt: skip
 # Position of each aggregated field among the ``,"``-separated segments of a line (ts is the 0th).
 _LAYOUT = {name: i for i, name in enumerate(FIELDS)}
 _PER_LINE = len(FIELDS) - 1
 _TS_RE = re.compile(rb'\{"ts":("[^"\\\n]*")')
+# The last field of a line runs into the next line's segment: it is read with one findall instead,
+# key kept in front like every other column.
+_LAST_FIELD = FIELDS[-1]
+_LAST_RE = re.compile(rb',"(' + FIELDS[-1].encode() + rb'":' + _SX + rb")\}\r?(?:\n|$)")
 Row = tuple[bytes, ...]
 Columns = list[list[bytes]]
 NULL = b"null"
@@ -84,6 +88,8 @@ class Stats:
     by_reason: dict[str, int] = field(default_factory=dict)
     by_status: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, int] = field(default_factory=dict)
+    # Tool calls the local model wrote as text, sent as tool_use blocks: by shape.
+    repaired: dict[str, int] = field(default_factory=dict)
     classifier_failures: dict[str, int] = field(default_factory=dict)
     classify_ms: Summary = Summary(0, None, None)
     ttft_ms: dict[str, Summary] = field(default_factory=dict)
@@ -117,6 +123,7 @@ class Stats:
             "by_reason": self.by_reason,
             "by_status": self.by_status,
             "fallbacks": self.fallbacks,
+            "repaired": self.repaired,
             "classifier_failures": self.classifier_failures,
             "classify_ms": summ(self.classify_ms),
             "ttft_ms": {k: summ(v) for k, v in self.ttft_ms.items()},
@@ -168,7 +175,7 @@ def _fast_columns(chunk: bytes, lines: int) -> Columns | None:
         return None
     cols: Columns = [ts]
     for name, prefix in zip(_FIELDS[1:], _PREFIXES[1:], strict=True):
-        col = segs[_LAYOUT[name] :: _PER_LINE]
+        col = _LAST_RE.findall(chunk) if name == _LAST_FIELD else segs[_LAYOUT[name] :: _PER_LINE]
         # Every value must sit under its own key (catches any line with other keys or order):
         # in C, by counting NUL+key in the column joined with NULs.
         if len(col) != lines or (b"\0" + b"\0".join(col)).count(b"\0" + prefix) != lines:
@@ -284,6 +291,7 @@ class _Acc:
         self.reason: Counter[bytes] = Counter()
         self.status: Counter[bytes] = Counter()
         self.fallback: Counter[bytes] = Counter()
+        self.repaired: Counter[bytes] = Counter()
         self.classify = array("d")
         self.ttft: dict[bytes, array[float]] = {}
         self.total: dict[bytes, array[float]] = {}
@@ -301,7 +309,7 @@ class _Acc:
         if self.since is not None and min(cols[0]) < self.since:
             keep = list(map(self.since.__le__, cols[0]))
             cols = [list(compress(c, keep)) for c in cols]
-        ts, route, reason, cms, status, ttft, total, fb, itok, otok = cols
+        ts, route, reason, cms, status, ttft, total, fb, itok, otok, repaired = cols
         if not ts:
             return
         self.requests += len(ts)
@@ -311,6 +319,7 @@ class _Acc:
         self.reason.update(reason)
         self.status.update(status)
         self.fallback.update(fb)
+        self.repaired.update(repaired)
         self.classify.extend(filter(_not_none, _numbers(cms, "classify_ms")))
         rejected = list(map(self._rejected.__contains__, reason))
         if any(rejected):
@@ -430,6 +439,7 @@ def _finish(acc: _Acc, width: int) -> Stats:
         statuses[_value(k).decode("utf-8", "replace")] += v
     st.by_status = dict(sorted(statuses.items()))
     st.fallbacks = {_unquote(k): v for k, v in acc.fallback.most_common() if _value(k) != NULL}
+    st.repaired = {_unquote(k): v for k, v in acc.repaired.most_common() if _value(k) != NULL}
     st.classifier_failures = {
         k[len(CLASSIFY_FAILURE_PREFIX) :]: v for k, v in st.by_reason.items() if k.startswith(CLASSIFY_FAILURE_PREFIX)
     }
@@ -514,6 +524,10 @@ def render_text(st: Stats, chart: bool = True, ascii_only: bool = False, since: 
     lines.append(
         f"fallbacks           {sum(st.fallbacks.values()):,}"
         + (f"   ({_counts(st.fallbacks)})" if st.fallbacks else "")
+    )
+    lines.append(
+        f"repaired tool calls {sum(st.repaired.values()):,}"
+        + (f"   ({_counts(st.repaired)})" if st.repaired else "")
     )
     lines.append(
         f"classifier failures {sum(st.classifier_failures.values()):,}"
