@@ -163,7 +163,6 @@ async def stream_local(
         await out.write(_encode(held))
         record.ttft_ms = (time.monotonic() - started) * 1000
         record.status = 200
-        record.repaired = translator.repaired
         broken: str | None = None
         if not ended:
             try:
@@ -182,6 +181,8 @@ async def stream_local(
             await out.write(encode_event("error", event))
         if translator.upstream_input_tokens is not None and lr.on_prompt_tokens is not None:
             lr.on_prompt_tokens(translator.upstream_input_tokens)
+        # Known at the end: a call after the text's first part is repaired when the answer ends.
+        record.repaired = translator.repaired
         record.input_tokens = translator.upstream_input_tokens or lr.input_tokens
         record.output_tokens = translator.output_tokens
         record.cached_tokens = translator.cached_tokens

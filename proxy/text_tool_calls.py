@@ -49,7 +49,7 @@ from referencing.exceptions import Unresolvable
 from proxy.tool_arguments import parse_tool_arguments, strip_trailing_commas
 
 # How many characters of an answer without any shape are held before it is released as text.
-HOLD_CHARS = 160
+HOLD_CHARS = 64
 
 _TAGS = ("<tool_call>", "<function=", "[TOOL_CALLS]")
 # The first key of a call object: `{"name":` / `{ 'name':` / `[{"name":` (also inside "function": {…}).
@@ -102,14 +102,19 @@ def first_mark(text: str) -> int:
     return min(found, default=-1)
 
 
-def _partial_tail(text: str) -> bool:
-    """True when the end of ``text`` may still grow into a shape's opening."""
+def _partial_len(text: str) -> int:
+    """How many characters at the end of ``text`` may still grow into a shape's opening."""
     tail = text[-16:]
+    best = 0
     for tag in _TAGS:
-        for n in range(min(len(tag) - 1, len(tail)), 0, -1):
+        for n in range(min(len(tag) - 1, len(tail)), best, -1):
             if tag.startswith(tail[-n:]):
-                return True
-    return _JSON_MARK_PARTIAL.search(tail) is not None
+                best = n
+                break
+    m = _JSON_MARK_PARTIAL.search(tail)
+    if m:
+        best = max(best, len(tail) - m.start())
+    return best
 
 
 class TextHold:
@@ -118,15 +123,22 @@ class TextHold:
     ``feed`` returns the text to send now (``""`` while holding); ``finish`` (end of the answer)
     returns the held text as plain text, or the :class:`Found` calls, or raises :class:`Unusable`.
     ``release`` gives up holding (the model made a real tool call: its text is prose).
+
+    Three phases: the window (the first ``hold_chars`` characters, held whole: a call found there
+    that cannot be made valid still falls back to the cloud before the first byte); then watching
+    (text passes as it comes, except a tail that may be the start of a shape); and, from the first
+    shape on, holding to the end of the answer.  A call after the window is still repaired; one that
+    cannot be, raises at the end, after content was sent (the caller ends the stream with an error).
     """
 
-    __slots__ = ("_buf", "_passing", "_suspect", "hold_chars", "tools")
+    __slots__ = ("_buf", "_passing", "_sent", "_suspect", "hold_chars", "tools")
 
     def __init__(self, tools: Mapping[str, Any], hold_chars: int = HOLD_CHARS) -> None:
         self.tools = tools
         self.hold_chars = hold_chars
         self._buf: list[str] = []
-        self._passing = False
+        self._passing = False  # a real tool call came: nothing is held any more
+        self._sent = False  # some text was released before what is held now
         self._suspect = False
 
     @property
@@ -135,7 +147,7 @@ class TextHold:
 
     @property
     def suspect(self) -> bool:
-        """A shape has been seen: the answer is held to its end."""
+        """A shape has been seen: the rest of the answer is held to its end."""
         return self._suspect
 
     def feed(self, text: str) -> str:
@@ -145,13 +157,25 @@ class TextHold:
         if self._suspect:
             return ""
         held = "".join(self._buf)
-        self._buf = [held]
-        if first_mark(held) >= 0:
+        mark = first_mark(held)
+        if mark >= 0:
             self._suspect = True
+            if not self._sent:
+                self._buf = [held]
+                return ""
+            self._buf = [held[mark:]]
+            return self._out(held[:mark])
+        if not self._sent and len(held.strip()) < self.hold_chars:
+            self._buf = [held]
             return ""
-        if _partial_tail(held) or len(held.strip()) < self.hold_chars:
-            return ""
-        return self.release()
+        keep = _partial_len(held)
+        self._buf = [held[len(held) - keep :]] if keep else []
+        return self._out(held[: len(held) - keep])
+
+    def _out(self, text: str) -> str:
+        if text:
+            self._sent = True
+        return text
 
     def release(self) -> str:
         held = "".join(self._buf)
@@ -160,25 +184,27 @@ class TextHold:
         return held
 
     def finish(self) -> str | Found:
-        suspect = self._suspect
+        suspect, sent = self._suspect, self._sent
         held = self.release()
         if not suspect:
             return held
-        found = parse_text(held, self.tools)
+        found = parse_text(held, self.tools, after_prose=sent)
         return held if found is None else found
 
 
 # --- parsing the whole text ----------------------------------------------------------------------
 
 
-def parse_text(text: str, tools: Mapping[str, Any]) -> Found | None:
-    """Plain text (``None``), valid calls (:class:`Found`), or raises :class:`Unusable`."""
+def parse_text(text: str, tools: Mapping[str, Any], *, after_prose: bool = False) -> Found | None:
+    """Plain text (``None``), valid calls (:class:`Found`), or raises :class:`Unusable`.
+
+    ``after_prose``: ``text`` continues prose already sent (a JSON call then needs a known name)."""
     tag_at = [(p, tag) for tag in _TAGS if (p := text.find(tag)) >= 0]
     if tag_at:
         pos, _tag = min(tag_at)
         shape, calls, after = _tag_calls(text[pos:], tools)
         return Found(shape, text[:pos], tuple(_checked(shape, c, tools) for c in calls), after)
-    return _json_calls(text, tools)
+    return _json_calls(text, tools, after_prose)
 
 
 def _tag_calls(text: str, tools: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any]], str]:
@@ -359,12 +385,12 @@ def _as_call(item: Any, *, loose: bool) -> tuple[str, Any] | None:
     return (name, {}) if loose else None
 
 
-def _json_calls(text: str, tools: Mapping[str, Any]) -> Found | None:
+def _json_calls(text: str, tools: Mapping[str, Any], after_prose: bool) -> Found | None:
     """A JSON call (bare, fenced or single-quoted) that ends the answer; ``None``: plain text."""
     fence = _FENCE.search(text)
     if fence:
         before = text[: fence.start()]
-        return _json_candidate("fenced_json", before, fence.group(1), tools)
+        return _json_candidate("fenced_json", before, fence.group(1), tools, after_prose)
     m = _JSON_MARK.search(text)
     if m is None:
         return None
@@ -373,11 +399,13 @@ def _json_calls(text: str, tools: Mapping[str, Any]) -> Found | None:
     lead = text[:start].rstrip()
     if lead.endswith("["):
         start = len(lead) - 1
-    return _json_candidate("bare_json", text[:start], text[start:], tools)
+    return _json_candidate("bare_json", text[:start], text[start:], tools, after_prose)
 
 
-def _json_candidate(shape: str, before: str, body: str, tools: Mapping[str, Any]) -> Found | None:
-    prose = bool(before.strip())
+def _json_candidate(
+    shape: str, before: str, body: str, tools: Mapping[str, Any], after_prose: bool = False
+) -> Found | None:
+    prose = after_prose or bool(before.strip())
     values = _json_values(body)
     if values is None:
         literal = _literal(body)

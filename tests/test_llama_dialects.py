@@ -171,7 +171,7 @@ def test_the_captured_session_is_answered_through_both_dialects(
 ) -> None:
     bodies = [r["body"] for r in json.loads(SESSION.read_text())["requests"]]
     for api in ("openai", "anthropic"):
-        with proxy_for(tmp_path, smollm2, cloud, api, max_output_tokens=24) as proxy:
+        with proxy_for(tmp_path, smollm2, cloud, api, max_output_tokens=8) as proxy:
             for body in bodies:
                 msg = _sdk_stream(proxy, {**body, "model": "local"})
                 assert msg.stop_reason in ("end_turn", "max_tokens", "tool_use"), (api, msg)

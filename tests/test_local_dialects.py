@@ -187,6 +187,39 @@ def test_unusable_text_tool_call_falls_back_before_the_first_byte(
         assert "Delete" in rec["detail"] and rec["repaired"] is None
 
 
+def test_an_unusable_call_after_released_prose_ends_the_stream_with_an_error(
+    oproxy: ProxyThread, local: OpenAILocal
+) -> None:
+    prose = "Here is a plain opening sentence that is longer than the hold window, so it is sent. "
+    # A tag is a call wherever it is (a bare JSON object after prose naming no tool is an example: text).
+    local.script(text_chunks(prose + f"<tool_call>{INVALID}</tool_call>"))
+    b = body(model="claude-sonnet-4-5", metadata={"user_id": json.dumps({"session_id": "s-late"})})
+    local.script_classifier("SIMPLE")
+    r = httpx.post(oproxy.url + "/v1/messages", headers=oproxy.headers(), json=b, timeout=30)
+    got = parse_sse(r.content)
+    assert got[-1].event == "error" and anthropic_grammar_errors(got, allow_error=True) == []
+    sent = "".join(e.json()["delta"]["text"] for e in got if e.event == "content_block_delta")
+    assert sent.strip() == prose.strip()  # the prose was sent; the raw call never was
+    r2 = httpx.post(oproxy.url + "/v1/messages", headers=oproxy.headers(), json=b, timeout=30)
+    assert r2.status_code == 200
+    recs = oproxy.decisions(2)
+    assert "text-tool-call-invalid" in recs[0]["detail"]
+    assert (recs[1]["route"], recs[1]["reason"]) == ("cloud", "retry-to-cloud")
+
+
+def test_a_valid_call_after_released_prose_is_still_repaired(oproxy: ProxyThread, local: OpenAILocal) -> None:
+    prose = "Here is a plain opening sentence that is longer than the hold window, so it is sent.\n"
+    call = '<function=get_weather>{"city": "Paris"}</function>'
+    local.script(text_chunks(prose + call))
+    msg = sdk_final(oproxy, body())
+    assert blocks(msg) == [
+        {"type": "text", "text": prose.strip()},
+        {"type": "tool_use", "name": "get_weather", "input": {"city": "Paris"}},
+    ]
+    [rec] = oproxy.decisions()
+    assert (rec["route"], rec["repaired"]) == ("local", "function_tag")
+
+
 # --- other unusable answers ----------------------------------------------------------------------
 
 

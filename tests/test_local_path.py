@@ -148,9 +148,9 @@ def test_connection_refused_falls_back(tmp_path: Path, upstream: AnthropicUpstre
 def test_failure_after_content_ends_with_error_event_and_retry_goes_to_cloud(
     proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream
 ) -> None:
-    # Longer than the text-tool-call hold (160 characters): the first part reaches the client.
-    chunks = chat_chunks(text="Here is the first part of a long answer. " * 6, piece=8)
-    local.script(ChunkReply(chunks, drop_after=26))
+    # Longer than the text-tool-call hold (64 characters): the first part reaches the client.
+    chunks = chat_chunks(text="Here is the first part of a long answer. " * 3, piece=8)
+    local.script(ChunkReply(chunks, drop_after=12))
     b = body("explain the module", model="claude-sonnet-4-5", session="s-42")
     local.script_classifier("SIMPLE")
     r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=b, timeout=30)

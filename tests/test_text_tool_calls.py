@@ -198,15 +198,44 @@ def test_plain_text_is_released_once_the_window_shows_no_shape() -> None:
     text = "x" * (HOLD_CHARS - 1)
     assert hold.feed(text) == ""
     assert hold.feed("yz") == text + "yz"
-    # From then on text passes through at once, whatever it holds.
-    assert hold.feed('<tool_call>{"name": "Read"') == '<tool_call>{"name": "Read"'
+    # From then on plain text passes at once.
+    assert hold.feed(" more words") == " more words"
 
 
-def test_a_partial_tag_at_the_window_edge_keeps_holding() -> None:
+def test_after_the_window_a_call_is_still_held_and_repaired() -> None:
     hold = TextHold(SCHEMAS)
-    assert hold.feed("a" * HOLD_CHARS + "\n<tool_c") == ""
+    prose = "p" * HOLD_CHARS + " I will read it now.\n"
+    call = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+    released = hold.feed(prose) + hold.feed(call[:5]) + hold.feed(call[5:])
+    assert released == prose
+    assert hold.finish() == Found("tool_call_tag", "", (WEATHER,))
+
+
+def test_after_the_window_an_example_call_in_prose_stays_text() -> None:
+    hold = TextHold(SCHEMAS)
+    text = "p" * HOLD_CHARS + ' A call looks like {"name": "lookup", "arguments": {}}'
+    released = "".join(hold.feed(text[i : i + 3]) for i in range(0, len(text), 3))
+    result = hold.finish()
+    assert isinstance(result, str) and released + result == text
+
+
+def test_after_the_window_an_unusable_call_raises_at_the_end() -> None:
+    hold = TextHold(SCHEMAS)
+    assert hold.feed("p" * HOLD_CHARS + "\n") != ""
+    assert hold.feed('<tool_call>{"name": "Delete", "arguments": {}}</tool_call>') == ""
+    with pytest.raises(Unusable):
+        hold.finish()
+
+
+def test_a_partial_tag_is_held_back_until_it_resolves() -> None:
+    hold = TextHold(SCHEMAS)
+    assert hold.feed("a" * HOLD_CHARS + "\n<tool_c") == "a" * HOLD_CHARS + "\n"
     assert hold.feed("all>") == ""
     assert hold.suspect
+    other = TextHold(SCHEMAS)
+    assert other.feed("a" * HOLD_CHARS + " <tool_c") == "a" * HOLD_CHARS + " "
+    assert other.feed("hest> is not a tag") == "<tool_chest> is not a tag"
+    assert not other.suspect
 
 
 def test_the_detail_carries_no_argument_values() -> None:
