@@ -52,6 +52,7 @@ from proxy.tool_arguments import parse_tool_arguments, strip_trailing_commas
 HOLD_CHARS = 64
 
 _TAGS = ("<tool_call>", "<function=", "[TOOL_CALLS]")
+_TRIGGER = re.compile(r"[<\[{]")
 # The first key of a call object: `{"name":` / `{ 'name':` / `[{"name":` (also inside "function": {…}).
 _JSON_MARK = re.compile(r"""\{\s*["']name["']\s*:""")
 # A tail that may still grow into a JSON mark: `{`, `{ "na`, `{'name'` …
@@ -157,6 +158,10 @@ class TextHold:
         if self._suspect:
             return ""
         held = "".join(self._buf)
+        if self._sent and _TRIGGER.search(held) is None:
+            # Every shape opens with one of these characters: most chunks of prose have none.
+            self._buf = []
+            return held
         mark = first_mark(held)
         if mark >= 0:
             self._suspect = True
