@@ -1,4 +1,7 @@
-"""The local path: answer an Anthropic request with the local OpenAI-compatible model.
+"""The local path: answer an Anthropic request with the local model, in the dialect ``local.api``
+chose: translated to the server's OpenAI ``/chat/completions``, or sent to its own Anthropic
+``/messages`` (:mod:`proxy.native_request`), whose stream is grammar-checked and re-expressed for the
+same translator (:mod:`proxy.native_stream`), so both dialects share every check below.
 
 The client's response is *held* until the local stream has produced its first valid content (a text
 delta or a complete, valid tool call).  Any failure before that point is invisible to Claude Code:

@@ -24,6 +24,13 @@ Decisions, and why:
   arguments are a JSON object (after a light repair: code fences, trailing commas; empty → ``{}``).
 * finish_reason stop → end_turn, length → max_tokens, tool_calls → tool_use (stop with tool calls is
   also tool_use).  An upstream that ends without a finish_reason is a failure, never an end_turn.
+* With ``text_tools`` (the request's tools, name → input_schema), text goes through
+  :class:`proxy.text_tool_calls.TextHold` first: it is held until it is known not to be a tool call
+  written as text, and a valid one is emitted as a tool_use block (``repaired`` names its shape).
+* Unusable answers raise with their own cause: nothing at all or only whitespace (``empty-answer``),
+  only reasoning (``reasoning-only``), the length limit before any content
+  (``length-before-content``), a tool-call finish reason without a call (``tool-finish-without-call``),
+  a tool call written as text that cannot be made valid (``text-tool-call-invalid``).
 * ``message_delta``/``message_stop`` are emitted by :meth:`StreamTranslator.finish`, called at end of
   upstream, because the usage chunk usually arrives after the finish_reason chunk.
 
@@ -69,7 +76,9 @@ class TranslationError(Exception):
     """The local model's output cannot be turned into a valid Anthropic message.
 
     ``cause`` is one of: ``no-finish-reason``, ``invalid-tool-call``, ``unknown-tool``,
-    ``malformed-chunk``, ``empty-answer``, ``upstream-error``.  ``detail`` is short and carries no secret.
+    ``malformed-chunk``, ``empty-answer``, ``reasoning-only``, ``length-before-content``,
+    ``tool-finish-without-call``, ``text-tool-call-invalid``, ``upstream-error`` (and, from
+    :mod:`proxy.native_stream`, ``native-grammar``).  ``detail`` is short and carries no secret.
     """
 
     def __init__(self, cause: str, detail: str = "") -> None:
