@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from proxy import jsonio
 from proxy.config import LocalConfig
 from proxy.decision_log import DecisionRecord
 from proxy.errors import error_body
@@ -44,6 +45,7 @@ from proxy.openai_stream import (
     translate_completion,
 )
 from proxy.sse import encode_event
+from proxy.text_tool_calls import ToolSchemas
 
 log = logging.getLogger("switchyard.local")
 
@@ -89,7 +91,7 @@ class _Translated:
     tool_names: frozenset[str]
     client_model: str
     # name → input_schema, for tool calls written as text (empty: the request has no tools, nothing held)
-    tool_schemas: dict[str, Any]
+    tool_schemas: ToolSchemas
 
 
 def _translate(lr: LocalRequest, *, stream: bool) -> _Translated:
@@ -105,7 +107,11 @@ def _translate(lr: LocalRequest, *, stream: bool) -> _Translated:
     oa_body["stream"] = stream
     if not stream:
         oa_body.pop("stream_options", None)
-    return _Translated(oa_body, request_tool_names(body), str(body.get("model", lr.model)), request_tool_schemas(body))
+    try:
+        schemas = ToolSchemas(request_tool_schemas(body))
+    except jsonio.JSONEncodeError as exc:  # a schema nested deeper than orjson writes
+        raise Fallback("translation-error", f"a tool schema cannot be written as JSON: {exc}"[:200]) from None
+    return _Translated(oa_body, request_tool_names(body), str(body.get("model", lr.model)), schemas)
 
 
 def _encode(events: list[Event]) -> bytes:
@@ -196,7 +202,7 @@ async def stream_local(
 
 
 def _translate_native(
-    answer: dict[str, Any], tool_names: frozenset[str], model: str, input_tokens: int, tool_schemas: dict[str, Any]
+    answer: dict[str, Any], tool_names: frozenset[str], model: str, input_tokens: int, tool_schemas: ToolSchemas
 ) -> tuple[dict[str, Any], StreamTranslator]:
     """The server's own Anthropic message, through the same checks as a streamed one."""
     translator = StreamTranslator(tool_names, model=model, input_tokens=input_tokens, text_tools=tool_schemas)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ import jsonschema
 from jsonschema.exceptions import SchemaError, UnknownType
 from referencing.exceptions import Unresolvable
 
+from proxy import jsonio
 from proxy.tool_arguments import parse_tool_arguments, strip_trailing_commas
 
 # How many characters of an answer without any shape are held before it is released as text.
@@ -64,6 +65,32 @@ _MISTRAL_NAMED = re.compile(r"\s*([A-Za-z0-9_.:-]{1,200})\[ARGS\]")
 _ARG_KEYS = ("arguments", "parameters", "input")
 _CALL_KEYS = frozenset({"name", "type", "id", *_ARG_KEYS})
 _DETAIL_MAX = 200
+
+
+class ToolSchemas(Mapping[str, Any]):
+    """The request's tools, name → input_schema, kept encoded for as long as the answer streams.
+
+    Claude Code's 24 schemas are ~52 KB as Python objects and ~16 KB as JSON bytes; the local path
+    lets go of the parsed body to keep memory per answer low (``LocalRequest.take_body``), and a
+    schema is only read when the text holds a call to check."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, schemas: Mapping[str, Any]) -> None:
+        # Copied: orjson's bytes keep their whole write buffer (~4 KB each, measured with tracemalloc).
+        self._raw = {name: memoryview(jsonio.dumps(schema)).tobytes() for name, schema in schemas.items()}
+
+    def __getitem__(self, name: str) -> Any:
+        return jsonio.loads(self._raw[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 @dataclass(frozen=True)
