@@ -21,8 +21,8 @@ Record fields (all present in every line; unknown values are null):
                   Unusable local answers have their own causes: "text-tool-call-invalid" (a tool call
                   written as text that names an unknown tool, does not parse or does not fit its
                   input_schema), "empty-answer" (nothing or only whitespace), "reasoning-only",
-                  "length-before-content", "tool-finish-without-call"; the Anthropic-dialect local path
-                  adds "native-grammar" (its stream broke the Anthropic grammar) and "unknown-tool"
+                  "length-before-content", "tool-finish-without-call"; on the Anthropic-dialect local path
+                  also "native-grammar" (the server's own stream broke the Anthropic grammar)
     input_tokens  int | null
     output_tokens int | null
     detail        null, or a short secret-free explanation (classifier error text, reply length, ...)
