@@ -18,6 +18,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from proxy.config import LOCAL_APIS
+
 DEFAULT_LITELLM_URL = "http://127.0.0.1:4000"
 DEFAULT_PORT = 3456
 DEFAULT_LAUNCHER = "claude-routed"
@@ -56,6 +58,8 @@ class Answers:
     classify_max_tokens: int | None = None
     # The context one local request gets, when the server cannot say (0: ask the server).
     local_context_tokens: int | None = None
+    # The dialect spoken to the local server (local.api); None: proposed from the probe.
+    local_api: str | None = None
     litellm_key_env: str | None = None
     # Where each value came from (flag, file, previous, default, prompt): shown in the plan.
     origin: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -215,6 +219,8 @@ def static_problems(ans: Answers, *, require_all: bool) -> list[str]:
             problems.append(f"{key} must be greater than 0, got {v}")
     if ans.local_context_tokens is not None and ans.local_context_tokens < 0:
         problems.append(f"local_context_tokens must be 0 (ask the server) or more, got {ans.local_context_tokens}")
+    if ans.local_api is not None and ans.local_api not in LOCAL_APIS:
+        problems.append(f"local_api must be one of {', '.join(LOCAL_APIS)}, got {ans.local_api!r}")
     if ans.classify_timeout_s is not None and ans.classify_timeout_s <= 0:
         problems.append(f"classify_timeout_s must be greater than 0, got {ans.classify_timeout_s}")
     if ans.litellm_key_env is not None and not _ENV_RE.match(ans.litellm_key_env):

@@ -40,6 +40,7 @@ from installer import answers as answers_mod
 from installer import child, probes, render, service
 from installer import deploy as deploy_mod
 from installer.answers import Answers, AnswersError
+from installer.dialect import propose_local_api
 from installer.journal import Journal, JournalError
 from installer.litellm_yaml import (
     DROP_FIELDS,
@@ -217,6 +218,9 @@ class Plan:
     restart_litellm: bool
     port: int
     notes: list[str] = field(default_factory=list)
+    # local.api and why (installer.dialect).
+    local_api: str = "openai"
+    local_api_why: str = ""
 
     def file(self, role: str) -> FileChange:
         return next(f for f in self.files if f.role == role)
@@ -417,6 +421,7 @@ class Installer:
             patches = plan_patch(r.litellm_cfg, r.entries)
         except LiteLLMConfigError as exc:
             raise AnswersError([f"litellm_config: {exc}"]) from None
+        local_api, local_api_why = self.local_dialect(r)
         current_env = existing_env(self.paths)
         router_key = current_env.get(DEFAULT_ROUTER_KEY_ENV) or secrets.token_urlsafe(32)
         # Kept across re-installs: a new key would make every earlier prompt hash unrecognisable.
@@ -439,6 +444,7 @@ class Installer:
             classify_timeout_s=ans.classify_timeout_s,
             classify_max_tokens=ans.classify_max_tokens,
             local_context_tokens=ans.local_context_tokens or 0,
+            local_api=local_api,
             router_key_env=DEFAULT_ROUTER_KEY_ENV,
             litellm_key_env=DEFAULT_CLOUD_KEY_ENV,
             generated_at="the installer's last run",
@@ -465,7 +471,18 @@ class Installer:
         running = self._service_running(manager, ans.port, router_key)
         action = "restart" if running and changed else ("none" if running else "start")
         restart = bool(ans.litellm_restart and ans.litellm_restart != "none")
-        return Plan(files, patches, dp, env_values, router_key, manager, action, restart, ans.port, notes)
+        return Plan(
+            files, patches, dp, env_values, router_key, manager, action, restart, ans.port, notes,
+            local_api=local_api, local_api_why=local_api_why,
+        )
+
+    def local_dialect(self, r: Resolved) -> tuple[str, str]:
+        """``local.api`` for the config: the user's answer, else what a one-token probe supports."""
+        ans = r.ans
+        if ans.local_api or r.local_caps.anthropic is False or not (ans.local_url and ans.local_model):
+            return propose_local_api(r.local_caps, None, ans.local_api)
+        probe = probes.local_messages_probe(ans.local_url, ans.local_model)
+        return propose_local_api(r.local_caps, probe)
 
     def _owned_files(self) -> set[str]:
         from installer import journal as journal_mod
@@ -518,6 +535,7 @@ class Installer:
         o = self.out
         o.head("Plan")
         self.show_local(r.local_caps, context_tokens=r.ans.local_context_tokens or 0)
+        o.say(f"  Local dialect: local.api = {plan.local_api!r}: {plan.local_api_why}")
         if local_advice.takes_nothing(r.local_findings):
             o.warn(TAKES_NOTHING + ("; continuing as --yes asks" if self.yes and not self.dry_run else ""))
         o.say(f"  LiteLLM config: {r.litellm_cfg.main.path}")
@@ -807,6 +825,8 @@ def _flag(name: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., 
 @_flag("classify_max_tokens", type=int, help="Classifier max tokens (8192).")
 @_flag("local_context_tokens", type=int,
        help="Context one local request gets, when the server cannot say (0: read it from the server).")
+@_flag("local_api", type=click.Choice(["openai", "anthropic", "auto"]),
+       help="Dialect spoken to the local server (default: anthropic where a one-token /v1/messages works).")
 @_flag("litellm_key_env", help="Variable holding the LiteLLM key (default LITELLM_MASTER_KEY).")
 @click.option("--venv-mode", type=click.Choice(["pip", "inherit"]), default="pip", show_default=True,
               help="pip: self-contained venv (pip install of the checkout); inherit: fast, reuses this "

@@ -147,6 +147,28 @@ def thinking_probe(url: str, key: str, model: str, fields: tuple[str, ...] = tup
     return ThinkingProbe(200 <= r.status_code < 300, r.status_code, detail)
 
 
+def local_messages_probe(url: str, model: str, key: str = "") -> tuple[bool, str]:
+    """A one-token ``POST {v1}/messages`` to the local server: (it answered an Anthropic message, what happened)."""
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
+    headers = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
+    if key:
+        headers |= {"authorization": f"Bearer {key}", "x-api-key": key}
+    try:
+        with _client(httpx.Timeout(120.0, connect=3.0)) as c:
+            r = c.post(f"{v1_base(url)}/messages", content=json.dumps(body), headers=headers)
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}"
+    if r.status_code != 200:
+        return False, f"HTTP {r.status_code}"
+    try:
+        data = r.json()
+    except ValueError:
+        return False, "200 but not JSON"
+    if not (isinstance(data, dict) and data.get("type") == "message" and isinstance(data.get("content"), list)):
+        return False, "200 but not an Anthropic message"
+    return True, f"HTTP 200, stop_reason {data.get('stop_reason')!r}"
+
+
 def wait_litellm(url: str, timeout_s: float = 90.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

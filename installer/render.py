@@ -84,6 +84,7 @@ class RenderInput:
     litellm_key_env: str
     generated_at: str = ""
     local_context_tokens: int = 0
+    local_api: str = "openai"
 
 
 def _context(ri: RenderInput) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def _context(ri: RenderInput) -> dict[str, Any]:
         "classify_timeout_s": float(ri.classify_timeout_s),
         "classify_max_tokens": ri.classify_max_tokens,
         "local_context_tokens": ri.local_context_tokens,
+        "local_api": ri.local_api,
         "decisions_log": str(p.decisions_log),
         "env_file": str(p.env_file),
         "config_file": str(p.config_file),

@@ -64,6 +64,9 @@ class LocalConfig:
     output_reserve_tokens: int = 2048
     # The context one request gets, when the server cannot be asked (0: read it from the server).
     context_tokens: int = 0
+    # The dialect spoken to the local server: "openai" (/v1/chat/completions, translated), "anthropic"
+    # (its own /v1/messages) or "auto" (anthropic where the capability probe found /v1/messages).
+    api: str = "openai"
 
     @property
     def answer_reserve(self) -> int:
@@ -190,6 +193,16 @@ _POSITIVE = {
 
 
 _NON_NEGATIVE = {("local", "context_tokens")}
+LOCAL_APIS = ("openai", "anthropic", "auto")
+_CHOICES = {("local", "api"): LOCAL_APIS}
+
+
+def local_dialect(local: LocalConfig, speaks_anthropic: bool | None) -> str:
+    """The dialect the local path speaks: ``local.api``, with "auto" resolved by the capability
+    probe (``LocalCapabilities.anthropic``) — "anthropic" only where it found /v1/messages."""
+    if local.api == "auto":
+        return "anthropic" if speaks_anthropic else "openai"
+    return local.api
 
 
 def _type_name(tp: Any) -> str:
@@ -237,6 +250,8 @@ def _validate(section: str, key: str, value: Any) -> None:
         raise ConfigError(f"config key '{name}' must be an http:// or https:// URL, got {value!r}")
     if (section, key) in _REQUIRED and not value:
         raise ConfigError(f"config key '{name}' is required and empty; set it (the installer fills it in)")
+    if (section, key) in _CHOICES and value not in _CHOICES[section, key]:
+        raise ConfigError(f"config key '{name}' must be one of {', '.join(_CHOICES[section, key])}, got {value!r}")
     if (section, key) in _NON_NEGATIVE and value < 0:
         raise ConfigError(f"config key '{name}' must be 0 or more, got {value!r}")
     if (section, key) in _POSITIVE and value <= 0:

@@ -17,7 +17,12 @@ Record fields (all present in every line; unknown values are null):
                   complete (even after a 200); 503 with a detail: the answer was cut at shutdown
     ttft_ms       ms from arrival to the first byte of the answer, or null
     total_ms      ms from arrival to the end of the answer
-    fallback      null, or the cause of a local→cloud fallback ("connect-error", "first-token-timeout", ...)
+    fallback      null, or the cause of a local→cloud fallback ("connect-error", "first-token-timeout", ...).
+                  Unusable local answers have their own causes: "text-tool-call-invalid" (a tool call
+                  written as text that names an unknown tool, does not parse or does not fit its
+                  input_schema), "empty-answer" (nothing or only whitespace), "reasoning-only",
+                  "length-before-content", "tool-finish-without-call"; on the Anthropic-dialect local path
+                  also "native-grammar" (the server's own stream broke the Anthropic grammar)
     input_tokens  int | null
     output_tokens int | null
     detail        null, or a short secret-free explanation (classifier error text, reply length, ...)
@@ -30,6 +35,9 @@ Record fields (all present in every line; unknown values are null):
                   turn with the same prompt_hash; a tool-result continuation keeps both)
     project       null, or a short keyed id of the working directory Claude Code names
     project_name  null, or that directory's basename (only with [log] project_names = true)
+    repaired      null, or the shape of a tool call the local model wrote as text and Switchyard sent
+                  as a tool_use block: "tool_call_tag", "function_tag", "mistral", "bare_json",
+                  "fenced_json", "single_quoted"
 
 Never prompt text, never keys.  Lines are written with a single ``write`` on an ``O_APPEND`` file so
 concurrent requests never interleave within a line.  Rotation is by size: ``decisions.jsonl`` →
@@ -83,6 +91,7 @@ FIELDS = (
     "turn",
     "project",
     "project_name",
+    "repaired",
 )
 
 
@@ -116,6 +125,8 @@ class DecisionRecord:
     turn: int | None = None
     project: str | None = None
     project_name: str | None = None
+    # A tool call written as text and repaired into a tool_use block: its shape.
+    repaired: str | None = None
     # Not logged: the client was sent the whole answer, so a disconnect after it is no 499.
     sent_whole: bool = False
 

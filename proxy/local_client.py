@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import aiohttp
@@ -44,10 +44,15 @@ class LocalFailure(Exception):
         self.detail = detail
 
 
-def _headers(api_key: str, *, stream: bool) -> dict[str, str]:
+def _headers(api_key: str, *, stream: bool, native: bool = False) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    if native:
+        # What Anthropic clients send; servers that check either (vLLM --api-key, LM Studio) find it.
+        headers["anthropic-version"] = "2023-06-01"
+        if api_key:
+            headers["x-api-key"] = api_key
     return headers
 
 
@@ -142,9 +147,58 @@ async def stream_chat(
     request until the first chunk (covers waiting for headers: servers that process the prompt before
     answering), then ``read_timeout_s`` for any silence between reads.
     """
-    url = cfg.base_url.rstrip("/") + "/chat/completions"
     data = _encode({**body, "stream": True})
     del body  # only the bytes are needed from here on: the dict would live as long as the stream
+    events = _sse_events(session, cfg, "/chat/completions", data, _headers(api_key, stream=True), api_key, _is_done)
+    del data
+    async with contextlib.aclosing(events):
+        async for ev in events:
+            chunk = _chunk_of(ev)
+            if chunk is None:
+                return
+            yield chunk
+
+
+async def stream_messages(
+    session: aiohttp.ClientSession, cfg: LocalConfig, body: dict[str, Any], api_key: str
+) -> AsyncGenerator[tuple[str | None, Any], None]:
+    """POST ``body`` (``stream`` forced on) to the server's own ``{cfg.base_url}/messages``; yield
+    ``(event name, parsed data)``.  Ends after ``message_stop``/``error`` or at a clean EOF (the
+    caller's grammar check tells a truncation).  Same failures and timeouts as :func:`stream_chat`."""
+    data = _encode({**body, "stream": True})
+    del body
+    headers = _headers(api_key, stream=True, native=True)
+    events = _sse_events(session, cfg, "/messages", data, headers, api_key, _is_message_end)
+    del data
+    async with contextlib.aclosing(events):
+        async for ev in events:
+            try:
+                parsed = jsonio.loads(ev.data)
+            except ValueError:
+                raise LocalFailure("malformed-stream", f"event data is not JSON: {ev.data[:60]!r}") from None
+            yield ev.event, parsed
+
+
+def _is_done(ev: SSEEvent) -> bool:
+    return ev.data.strip() == "[DONE]"
+
+
+def _is_message_end(ev: SSEEvent) -> bool:
+    return ev.event in ("message_stop", "error")
+
+
+async def _sse_events(
+    session: aiohttp.ClientSession,
+    cfg: LocalConfig,
+    path: str,
+    data: bytes,
+    headers: dict[str, str],
+    api_key: str,
+    last: Callable[[SSEEvent], bool],
+) -> AsyncGenerator[SSEEvent, None]:
+    """The request's SSE events; after one for which ``last`` is true the rest of the body is read
+    (so the connection goes back to the pool) and iteration ends."""
+    url = cfg.base_url.rstrip("/") + path
     loop = asyncio.get_running_loop()
     deadline = loop.time() + cfg.first_token_timeout_s
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s)
@@ -152,7 +206,7 @@ async def stream_chat(
     got_chunk = False
     try:
         async with asyncio.timeout_at(deadline):
-            resp = await session.post(url, data=data, headers=_headers(api_key, stream=True), timeout=timeout)
+            resp = await session.post(url, data=data, headers=headers, timeout=timeout)
         del data
     except aiohttp.ClientConnectionError as exc:  # before TimeoutError: a connect timeout is both
         raise _connect_failure(exc) from None
@@ -194,40 +248,53 @@ async def stream_chat(
             except SSEDecodeError as exc:
                 raise LocalFailure("malformed-stream", str(exc)) from None
             for ev in events:
-                chunk = _chunk_of(ev)
-                if chunk is None:
-                    await _drain(resp)
-                    return
                 got_chunk = True
-                yield chunk
+                if last(ev):
+                    await _drain(resp)
+                    yield ev
+                    return
+                yield ev
         # Clean EOF: a final event may lack its blank line; a half-written one means a drop.
         try:
             tail = decoder.flush()
         except SSEDecodeError as exc:
             raise LocalFailure("malformed-stream", str(exc)) from None
         for ev in tail:
-            try:
-                chunk = _chunk_of(ev)
-            except LocalFailure as exc:
-                if exc.cause == "malformed-stream":
-                    raise LocalFailure("dropped", "stream ended in the middle of an event") from None
-                raise
-            if chunk is None:
+            if not ev.data.strip() or not _whole_json(ev.data):
+                raise LocalFailure("dropped", "stream ended in the middle of an event")
+            yield ev
+            if last(ev):
                 return
-            yield chunk
     finally:
         # Returns the connection to the pool when the body was read to the end, closes it otherwise.
         resp.release()
 
 
+def _whole_json(data: str) -> bool:
+    """A final event without its blank line counts only when its data is whole ([DONE] or JSON)."""
+    if data.strip() == "[DONE]":
+        return True
+    try:
+        jsonio.loads(data)
+    except ValueError:
+        return False
+    return True
+
+
 async def complete_chat(
-    session: aiohttp.ClientSession, cfg: LocalConfig, body: dict[str, Any], api_key: str
+    session: aiohttp.ClientSession,
+    cfg: LocalConfig,
+    body: dict[str, Any],
+    api_key: str,
+    *,
+    native: bool = False,
 ) -> dict[str, Any]:
     """Non-streaming: POST ``body`` (``stream`` forced off, no ``stream_options``); return the JSON.
 
-    The whole answer must arrive within ``first_token_timeout_s`` (``first-token-timeout``).
+    ``native``: to the server's own Anthropic ``/messages`` instead of ``/chat/completions``.  The
+    whole answer must arrive within ``first_token_timeout_s`` (``first-token-timeout``).
     """
-    url = cfg.base_url.rstrip("/") + "/chat/completions"
+    url = cfg.base_url.rstrip("/") + ("/messages" if native else "/chat/completions")
     payload = {k: v for k, v in body.items() if k != "stream_options"}
     payload["stream"] = False
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s)
@@ -235,7 +302,7 @@ async def complete_chat(
         async with (
             asyncio.timeout(cfg.first_token_timeout_s),
             session.post(
-                url, data=_encode(payload), headers=_headers(api_key, stream=False), timeout=timeout
+                url, data=_encode(payload), headers=_headers(api_key, stream=False, native=native), timeout=timeout
             ) as resp,
         ):
             await _raise_for_status(resp, api_key)

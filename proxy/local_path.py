@@ -1,4 +1,7 @@
-"""The local path: answer an Anthropic request with the local OpenAI-compatible model.
+"""The local path: answer an Anthropic request with the local model, in the dialect ``local.api``
+chose: translated to the server's OpenAI ``/chat/completions``, or sent to its own Anthropic
+``/messages`` (:mod:`proxy.native_request`), whose stream is grammar-checked and re-expressed for the
+same translator (:mod:`proxy.native_stream`), so both dialects share every check below.
 
 The client's response is *held* until the local stream has produced its first valid content (a text
 delta or a complete, valid tool call).  Any failure before that point is invisible to Claude Code:
@@ -14,20 +17,35 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from proxy import jsonio
 from proxy.config import LocalConfig
 from proxy.decision_log import DecisionRecord
 from proxy.errors import error_body
-from proxy.local_client import LocalFailure, complete_chat, stream_chat
-from proxy.openai_request import RequestTranslationError, request_tool_names, to_openai_request
-from proxy.openai_stream import Event, StreamTranslator, TranslationError, completion_to_message
+from proxy.local_client import LocalFailure, complete_chat, stream_chat, stream_messages
+from proxy.native_request import to_native_request
+from proxy.native_stream import NativeToChunks, native_message_chunks
+from proxy.openai_request import (
+    RequestTranslationError,
+    request_tool_names,
+    request_tool_schemas,
+    to_openai_request,
+)
+from proxy.openai_stream import (
+    Event,
+    StreamTranslator,
+    TranslationError,
+    events_to_message,
+    translate_completion,
+)
 from proxy.sse import encode_event
+from proxy.text_tool_calls import ToolSchemas
 
 log = logging.getLogger("switchyard.local")
 
@@ -55,6 +73,9 @@ class LocalRequest:
     on_broken: Callable[[str], None]
     # Called with the prompt tokens the server counted, when it said (calibrates the estimate).
     on_prompt_tokens: Callable[[int], None] | None = None
+    # "openai": translated to /chat/completions; "anthropic": the server's own /v1/messages
+    # (config.local_dialect).
+    dialect: str = "openai"
 
     def take_body(self) -> dict[str, Any]:
         """The Anthropic body, handed over once.  The local path translates it and lets it go: held
@@ -69,19 +90,28 @@ class _Translated:
     oa_body: dict[str, Any]
     tool_names: frozenset[str]
     client_model: str
+    # name → input_schema, for tool calls written as text (empty: the request has no tools, nothing held)
+    tool_schemas: ToolSchemas
 
 
 def _translate(lr: LocalRequest, *, stream: bool) -> _Translated:
     """The OpenAI request and what the answer's translation needs; the Anthropic body is let go."""
     body = lr.take_body()
     try:
-        oa_body = to_openai_request(body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
+        if lr.dialect == "anthropic":
+            oa_body = to_native_request(body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
+        else:
+            oa_body = to_openai_request(body, model=lr.model, max_output_tokens=lr.cfg.max_output_tokens)
     except RequestTranslationError as exc:
         raise Fallback("translation-error", str(exc)[:200]) from None
     oa_body["stream"] = stream
     if not stream:
         oa_body.pop("stream_options", None)
-    return _Translated(oa_body, request_tool_names(body), str(body.get("model", lr.model)))
+    try:
+        schemas = ToolSchemas(request_tool_schemas(body))
+    except jsonio.JSONEncodeError as exc:  # a schema nested deeper than orjson writes
+        raise Fallback("translation-error", f"a tool schema cannot be written as JSON: {exc}"[:200]) from None
+    return _Translated(oa_body, request_tool_names(body), str(body.get("model", lr.model)), schemas)
 
 
 def _encode(events: list[Event]) -> bytes:
@@ -92,9 +122,7 @@ def _failure(exc: LocalFailure | TranslationError) -> Fallback:
     return Fallback(exc.cause, exc.detail)
 
 
-async def _first_content(
-    gen: Any, translator: StreamTranslator, deadline_s: float
-) -> tuple[list[Event], bool]:
+async def _first_content(gen: Any, translator: StreamTranslator, deadline_s: float) -> tuple[list[Event], bool]:
     """Consume chunks until the translator has valid content; returns (held events, stream ended)."""
     held: list[Event] = []
     try:
@@ -113,14 +141,29 @@ async def _first_content(
     return held, True
 
 
+async def _native_chunks(events: AsyncGenerator[tuple[str | None, Any], None]) -> AsyncGenerator[dict[str, Any], None]:
+    """The server's own Anthropic stream, grammar-checked, as chunks for the shared translator."""
+    conv = NativeToChunks()
+    async with contextlib.aclosing(events):
+        async for name, data in events:
+            for chunk in conv.feed(name, data):
+                yield chunk
+    conv.finish()
+
+
 async def stream_local(
     request: web.Request, lr: LocalRequest, record: DecisionRecord, started: float
 ) -> web.StreamResponse:
     """Stream the local answer; raises Fallback while nothing has been sent yet."""
     tr = _translate(lr, stream=True)
-    translator = StreamTranslator(tr.tool_names, model=tr.client_model, input_tokens=lr.input_tokens)
-    # stream_chat encodes the request and drops the dict before it streams the answer.
-    gen = stream_chat(lr.session, lr.cfg, tr.oa_body, lr.api_key)
+    translator = StreamTranslator(
+        tr.tool_names, model=tr.client_model, input_tokens=lr.input_tokens, text_tools=tr.tool_schemas
+    )
+    # The client encodes the request and drops the dict before it streams the answer.
+    if lr.dialect == "anthropic":
+        gen = _native_chunks(stream_messages(lr.session, lr.cfg, tr.oa_body, lr.api_key))
+    else:
+        gen = stream_chat(lr.session, lr.cfg, tr.oa_body, lr.api_key)
     del tr
     async with contextlib.aclosing(gen):
         held, ended = await _first_content(gen, translator, lr.cfg.first_token_timeout_s)
@@ -147,6 +190,8 @@ async def stream_local(
             await out.write(encode_event("error", event))
         if translator.upstream_input_tokens is not None and lr.on_prompt_tokens is not None:
             lr.on_prompt_tokens(translator.upstream_input_tokens)
+        # Known at the end: a call after the text's first part is repaired when the answer ends.
+        record.repaired = translator.repaired
         record.input_tokens = translator.upstream_input_tokens or lr.input_tokens
         record.output_tokens = translator.output_tokens
         record.cached_tokens = translator.cached_tokens
@@ -156,22 +201,43 @@ async def stream_local(
         return out
 
 
+def _translate_native(
+    answer: dict[str, Any], tool_names: frozenset[str], model: str, input_tokens: int, tool_schemas: ToolSchemas
+) -> tuple[dict[str, Any], StreamTranslator]:
+    """The server's own Anthropic message, through the same checks as a streamed one."""
+    translator = StreamTranslator(tool_names, model=model, input_tokens=input_tokens, text_tools=tool_schemas)
+    events: list[Event] = []
+    for chunk in native_message_chunks(answer):
+        events += translator.feed(chunk)
+    events += translator.finish()
+    message = events_to_message(events)
+    if translator.upstream_input_tokens is not None:
+        message["usage"]["input_tokens"] = translator.upstream_input_tokens
+    return message, translator
+
+
 async def complete_local(lr: LocalRequest, record: DecisionRecord, started: float) -> web.Response:
     """A non-streaming local answer; raises Fallback on any failure (nothing is sent before it is whole)."""
     tr = _translate(lr, stream=False)
-    tool_names, client_model = tr.tool_names, tr.client_model
+    tool_names, client_model, tool_schemas = tr.tool_names, tr.client_model, tr.tool_schemas
     payload = tr.oa_body
     del tr
     try:
         async with asyncio.timeout(lr.cfg.first_token_timeout_s + lr.cfg.read_timeout_s):
-            completion = await complete_chat(lr.session, lr.cfg, payload, lr.api_key)
-        message = completion_to_message(completion, tool_names, model=client_model, input_tokens=lr.input_tokens)
+            completion = await complete_chat(lr.session, lr.cfg, payload, lr.api_key, native=lr.dialect == "anthropic")
+        if lr.dialect == "anthropic":
+            message, translator = _translate_native(completion, tool_names, client_model, lr.input_tokens, tool_schemas)
+        else:
+            message, translator = translate_completion(
+                completion, tool_names, model=client_model, input_tokens=lr.input_tokens, text_tools=tool_schemas
+            )
     except TimeoutError:
         raise Fallback("timeout", "no complete answer in time") from None
     except (LocalFailure, TranslationError) as exc:
         raise _failure(exc) from None
     record.ttft_ms = (time.monotonic() - started) * 1000
     record.status = 200
+    record.repaired = translator.repaired
     usage = message.get("usage") or {}
     record.input_tokens = usage.get("input_tokens")
     record.output_tokens = usage.get("output_tokens")

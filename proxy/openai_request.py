@@ -69,6 +69,18 @@ def request_tool_names(body: Mapping[str, Any]) -> frozenset[str]:
     )
 
 
+def request_tool_schemas(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's custom tools, name → ``input_schema`` (what a tool call written as text must fit)."""
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return {}
+    return {
+        t["name"]: t["input_schema"]
+        for t in tools
+        if isinstance(t, dict) and _is_custom_tool(t) and isinstance(t.get("name"), str)
+    }
+
+
 def _is_custom_tool(tool: dict[str, Any]) -> bool:
     return tool.get("type") in (None, "custom") and isinstance(tool.get("input_schema"), dict)
 

@@ -24,6 +24,13 @@ Decisions, and why:
   arguments are a JSON object (after a light repair: code fences, trailing commas; empty → ``{}``).
 * finish_reason stop → end_turn, length → max_tokens, tool_calls → tool_use (stop with tool calls is
   also tool_use).  An upstream that ends without a finish_reason is a failure, never an end_turn.
+* With ``text_tools`` (the request's tools, name → input_schema), text goes through
+  :class:`proxy.text_tool_calls.TextHold` first: it is held until it is known not to be a tool call
+  written as text, and a valid one is emitted as a tool_use block (``repaired`` names its shape).
+* Unusable answers raise with their own cause: nothing at all or only whitespace (``empty-answer``),
+  only reasoning (``reasoning-only``), the length limit before any content
+  (``length-before-content``), a tool-call finish reason without a call (``tool-finish-without-call``),
+  a tool call written as text that cannot be made valid (``text-tool-call-invalid``).
 * ``message_delta``/``message_stop`` are emitted by :meth:`StreamTranslator.finish`, called at end of
   upstream, because the usage chunk usually arrives after the finish_reason chunk.
 
@@ -37,9 +44,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from proxy.text_tool_calls import Found, TextHold, Unusable
+from proxy.tool_arguments import MAX_ARGUMENT_DEPTH, nesting_depth, parse_tool_arguments, strict_object
+
+__all__ = ["MAX_ARGUMENT_DEPTH", "nesting_depth", "parse_tool_arguments"]
 
 Event = tuple[str, dict[str, Any]]
 
@@ -53,6 +65,8 @@ _FINISH_MAP = {
     "tool_calls": "tool_use",
     "function_call": "tool_use",
     "content_filter": "refusal",
+    # From the local server's own Anthropic stream (proxy.native_stream).
+    "stop_sequence": "stop_sequence",
 }
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -62,7 +76,9 @@ class TranslationError(Exception):
     """The local model's output cannot be turned into a valid Anthropic message.
 
     ``cause`` is one of: ``no-finish-reason``, ``invalid-tool-call``, ``unknown-tool``,
-    ``malformed-chunk``, ``empty-answer``, ``upstream-error``.  ``detail`` is short and carries no secret.
+    ``malformed-chunk``, ``empty-answer``, ``reasoning-only``, ``length-before-content``,
+    ``tool-finish-without-call``, ``text-tool-call-invalid``, ``upstream-error`` (and, from
+    :mod:`proxy.native_stream`, ``native-grammar``).  ``detail`` is short and carries no secret.
     """
 
     def __init__(self, cause: str, detail: str = "") -> None:
@@ -77,105 +93,6 @@ def new_message_id() -> str:
 
 def new_tool_id() -> str:
     return "toolu_" + secrets.token_hex(12)
-
-
-_TRAILING_COMMA_RE = re.compile(r",(\s*[}\]])")
-_FENCE_RE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
-
-
-def _strip_trailing_commas(text: str) -> str:
-    """Remove commas directly before } or ], outside of JSON strings."""
-    out: list[str] = []
-    in_str = False
-    esc = False
-    n = len(text)
-    i = 0
-    while i < n:
-        c = text[i]
-        if in_str:
-            out.append(c)
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-            out.append(c)
-        elif c == ",":
-            j = i + 1
-            while j < n and text[j] in " \t\r\n":
-                j += 1
-            if j >= n or text[j] not in "}]":
-                out.append(c)
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def parse_tool_arguments(raw: str) -> dict[str, Any]:
-    """Arguments text → JSON object, with a light repair.  Raises ``ValueError`` if not an object.
-
-    Empty or whitespace-only arguments mean a call without parameters: ``{}``.
-    """
-    text = raw.strip()
-    if not text:
-        return {}
-    try:
-        value = _loads(text)
-    except ValueError:
-        fenced = _FENCE_RE.match(text)
-        if fenced:
-            text = fenced.group(1).strip()
-        text = _strip_trailing_commas(text)
-        if not text:
-            return {}
-        value = _loads(text)
-    if not isinstance(value, dict):
-        raise ValueError(f"arguments are a JSON {type(value).__name__}, not an object")
-    if nesting_depth(value) > MAX_ARGUMENT_DEPTH:
-        raise ValueError(f"arguments are nested more than {MAX_ARGUMENT_DEPTH} levels deep")
-    return value
-
-
-# Deeper tool arguments than this are refused: no real tool takes them, and the answer must still be
-# written as JSON afterwards (orjson writes 254 levels, json.dumps raises RecursionError near 1,000).
-MAX_ARGUMENT_DEPTH = 128
-
-
-def nesting_depth(value: Any) -> int:
-    """How many containers deep ``value`` goes (a scalar: 0), without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict):
-            items: Any = v.values()
-        elif isinstance(v, list):
-            items = v
-        else:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((item, depth + 1) for item in items)
-    return deepest
-
-
-def _loads(text: str) -> Any:
-    """json.loads, with nesting too deep for it reported as the ValueError a bad argument text is."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("arguments are nested too deeply") from None
-
-
-def _strict_object(raw: str) -> bool:
-    """True when ``raw`` already is a complete JSON object (no repair): safe to emit early."""
-    try:
-        return isinstance(_loads(raw), dict)
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -228,6 +145,7 @@ class StreamTranslator:
         model: str = "",
         input_tokens: int = 0,
         message_id: str | None = None,
+        text_tools: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.input_tokens = input_tokens
@@ -249,6 +167,12 @@ class StreamTranslator:
         self._out_chars = 0
         self._tool_blocks = 0
         self._done = False
+        self._saw_reasoning = False
+        # With the request's tools (name → input_schema): text is held until it is known not to be a
+        # tool call written as text (see proxy.text_tool_calls).
+        self._hold = TextHold(text_tools) if text_tools else None
+        #: The shape of a tool call repaired from text, for the decision log.
+        self.repaired: str | None = None
 
     # ------------------------------------------------------------------ public state
 
@@ -403,7 +327,10 @@ class StreamTranslator:
         return self._usage.prefill_ms
 
     def _delta(self, delta: dict[str, Any], out: list[Event]) -> None:
-        # reasoning_content / reasoning are ignored on purpose (see module docstring).
+        # reasoning_content / reasoning are ignored on purpose (see module docstring), but an
+        # answer that is nothing else is told apart from an empty one.
+        if delta.get("reasoning_content") or delta.get("reasoning"):
+            self._saw_reasoning = True
         content = delta.get("content")
         tool_calls = delta.get("tool_calls")
         if content is not None and not isinstance(content, str):
@@ -425,7 +352,46 @@ class StreamTranslator:
             text = self._strip_think(text)
             if not text:
                 return
+        self._held_text(text, out)
+
+    def _held_text(self, text: str, out: list[Event]) -> None:
+        if self._hold is not None:
+            text = self._hold.feed(text)
+            if not text:
+                return
         self._emit_text(text, out)
+
+    def _release_hold(self, out: list[Event]) -> None:
+        """The model made a real tool call: text it held is prose, and text from now on passes."""
+        if self._hold is not None:
+            held = self._hold.release()
+            if held:
+                self._emit_text(held, out)
+
+    def _finish_hold(self, out: list[Event]) -> None:
+        """End of the answer: held text is released as text, or becomes the calls it wrote."""
+        if self._hold is None:
+            return
+        try:
+            result = self._hold.finish()
+        except Unusable as exc:
+            raise TranslationError(exc.cause, exc.detail) from None
+        if isinstance(result, str):
+            if result:
+                self._emit_text(result, out)
+            return
+        self._emit_found(result, out)
+
+    def _emit_found(self, found: Found, out: list[Event]) -> None:
+        if found.before.strip():
+            self._emit_text(found.before, out)
+        for tc in found.calls:
+            call = _PendingCall(index=-1 - len(self._calls), order=len(self._calls), name=tc.name)
+            self._calls[call.index] = call
+            self._emit_call(call, out, args=tc.arguments)
+        if found.after.strip():
+            self._emit_text(found.after, out)
+        self.repaired = found.shape
 
     def _emit_text(self, text: str, out: list[Event]) -> None:
         if self._open != "text":
@@ -458,7 +424,7 @@ class StreamTranslator:
         if self._in_think:
             self._in_think = False
         elif held:
-            self._emit_text(held, out)
+            self._held_text(held, out)
 
     def _strip_think(self, text: str) -> str:
         """Drop a ``<think>…</think>`` that starts a text segment, tags possibly split across chunks.
@@ -484,6 +450,7 @@ class StreamTranslator:
                 return result + buf
             if stripped.startswith(_THINK_OPEN):
                 self._in_think = True
+                self._saw_reasoning = True
                 # Whitespace before <think> is dropped with it.
                 buf = stripped[len(_THINK_OPEN) :]
                 continue
@@ -529,6 +496,7 @@ class StreamTranslator:
             self._last_call_index = index
         # Any text block (and any unterminated think section) is over once a tool call starts.
         self._flush_held_text(out)
+        self._release_hold(out)
         self._close_open_text(out)
 
         if call.emitted:
@@ -566,22 +534,23 @@ class StreamTranslator:
         for call in sorted(self._calls.values(), key=lambda c: c.order):
             if call.emitted:
                 continue
-            if not (call.moved_on and call.name and _strict_object(call.args)):
+            if not (call.moved_on and call.name and strict_object(call.args)):
                 break
             self._emit_call(call, out)
 
-    def _emit_call(self, call: _PendingCall, out: list[Event]) -> None:
+    def _emit_call(self, call: _PendingCall, out: list[Event], args: dict[str, Any] | None = None) -> None:
         name = call.name.strip()
         if not name:
             raise TranslationError("invalid-tool-call", f"call {call.index} has no name")
         if name not in self._tools:
             raise TranslationError("unknown-tool", f"model called {name[:80]!r}, not one of the request's tools")
-        try:
-            args = parse_tool_arguments(call.args)
-        except ValueError as exc:
-            raise TranslationError(
-                "invalid-tool-call", f"arguments of {name[:80]!r} are not a JSON object: {str(exc)[:120]}"
-            ) from None
+        if args is None:
+            try:
+                args = parse_tool_arguments(call.args)
+            except ValueError as exc:
+                raise TranslationError(
+                    "invalid-tool-call", f"arguments of {name[:80]!r} are not a JSON object: {str(exc)[:120]}"
+                ) from None
         tool_id = call.id if _TOOL_ID_RE.match(call.id) and call.id not in self._emitted_ids else new_tool_id()
         self._emitted_ids.add(tool_id)
         self._close_open_text(out)
@@ -633,6 +602,7 @@ class StreamTranslator:
         for call in sorted(self._calls.values(), key=lambda c: c.order):
             if not call.emitted:
                 self._emit_call(call, out)
+        self._finish_hold(out)
         self._close_block(out)
         self._pending_ws = ""
         self._finish = reason
@@ -641,7 +611,18 @@ class StreamTranslator:
             mapped = "tool_use"
         self._stop_reason = mapped
         if self._index < 0:
-            raise TranslationError("empty-answer", f"finish_reason {reason!r} without any text or tool call")
+            raise TranslationError(*empty_cause(mapped, self._saw_reasoning, reason))
+        if mapped == "tool_use" and not self._tool_blocks:
+            raise TranslationError("tool-finish-without-call", f"finish_reason {reason!r} without a tool call")
+
+
+def empty_cause(stop_reason: str, saw_reasoning: bool, reason: str) -> tuple[str, str]:
+    """Why an answer without any text or tool call is unusable: (cause, detail)."""
+    if stop_reason == "max_tokens":
+        return "length-before-content", f"the length limit ({reason!r}) came before any text or tool call"
+    if saw_reasoning:
+        return "reasoning-only", "the answer held only reasoning, no text or tool call"
+    return "empty-answer", f"finish_reason {reason!r} without any text or tool call"
 
 
 def _partial_suffix(buf: str, tag: str) -> str:
@@ -688,15 +669,17 @@ def events_to_message(events: Iterable[Event]) -> dict[str, Any]:
     return message
 
 
-def completion_to_message(
+def translate_completion(
     completion: Any,
     tool_names: Iterable[str],
     *,
     model: str,
     input_tokens: int = 0,
     message_id: str | None = None,
-) -> dict[str, Any]:
-    """One OpenAI chat completion (non-streaming) → one Anthropic message JSON.
+    text_tools: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], StreamTranslator]:
+    """One OpenAI chat completion (non-streaming) → one Anthropic message JSON, and the translator
+    that made it (its ``repaired``, token figures).
 
     It runs the completion through :class:`StreamTranslator` as a single chunk, so validation and
     cleanup are exactly those of the streaming path.  Raises :class:`TranslationError`.
@@ -726,11 +709,31 @@ def completion_to_message(
     if isinstance(completion.get("timings"), dict):
         chunk["timings"] = completion["timings"]
     translator = StreamTranslator(
-        tool_names, model=model, input_tokens=input_tokens, message_id=message_id or new_message_id()
+        tool_names,
+        model=model,
+        input_tokens=input_tokens,
+        message_id=message_id or new_message_id(),
+        text_tools=text_tools,
     )
     events = translator.feed(chunk)
     events += translator.finish()
     message = events_to_message(events)
     if translator.upstream_input_tokens is not None:
         message["usage"]["input_tokens"] = translator.upstream_input_tokens
+    return message, translator
+
+
+def completion_to_message(
+    completion: Any,
+    tool_names: Iterable[str],
+    *,
+    model: str,
+    input_tokens: int = 0,
+    message_id: str | None = None,
+    text_tools: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`translate_completion`'s message alone."""
+    message, _ = translate_completion(
+        completion, tool_names, model=model, input_tokens=input_tokens, message_id=message_id, text_tools=text_tools
+    )
     return message

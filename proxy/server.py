@@ -28,7 +28,7 @@ from proxy import __version__, jsonio, pidfile, record_ids
 from proxy.capabilities import capabilities_json
 from proxy.classifier import classify, compact_view
 from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
-from proxy.config import Config, ConfigError, load_prompt
+from proxy.config import Config, ConfigError, load_prompt, local_dialect
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
 from proxy.errors import error_body, error_response
@@ -308,6 +308,8 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
         outcome = decide(facts, signals, st.cfg)
     if outcome is NEED_CLASSIFICATION:
         assert st.local_session is not None
+        # TODO(lead, after merging the streaming classifier): pass
+        # dialect=local_dialect(st.cfg.local, st.health.capabilities.anthropic) to classify.
         result = await classify(
             st.local_session, st.cfg.local, st.cfg.routing, st.prompt, compact_view(facts), st.local_key
         )
@@ -404,6 +406,7 @@ def _local_request(st: State, body: dict[str, Any], decision: Decision, facts: R
         input_tokens=facts.estimated_tokens,
         on_broken=on_broken,
         on_prompt_tokens=on_prompt_tokens,
+        dialect=local_dialect(st.cfg.local, st.health.capabilities.anthropic),
     )
 
 

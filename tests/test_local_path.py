@@ -124,9 +124,9 @@ def test_stream_faults_before_content_fall_back_to_the_cloud(
         (ChunkReply(chat_chunks(text=None, tool_calls=[("Write", '{"file_path": "a"}')]), drop_after=2), "dropped"),
         (ChunkReply(chat_chunks(text=None, tool_calls=[("Nope", "{}")])), "unknown-tool"),
         (ChunkReply(chat_chunks(text=None, tool_calls=[("Write", '{"file_path": ')])), "invalid-tool-call"),
-        (ChunkReply(chat_chunks(text=None, reasoning="hmm " * 10)), "empty-answer"),
+        (ChunkReply(chat_chunks(text=None, reasoning="hmm " * 10)), "reasoning-only"),
     ],
-    ids=["500", "garbage", "no-response", "stall-after-role", "drop", "unknown-tool", "broken-json", "empty"],
+    ids=["500", "garbage", "no-response", "stall-after-role", "drop", "unknown-tool", "broken-json", "reasoning"],
 )
 def test_local_faults_fall_back_transparently(proxy: ProxyThread, local: OpenAILocal, reply: Any, cause: str) -> None:
     local.script(reply)
@@ -148,8 +148,9 @@ def test_connection_refused_falls_back(tmp_path: Path, upstream: AnthropicUpstre
 def test_failure_after_content_ends_with_error_event_and_retry_goes_to_cloud(
     proxy: ProxyThread, local: OpenAILocal, upstream: AnthropicUpstream
 ) -> None:
-    chunks = chat_chunks(text="Here is the first part of a long answer", piece=8)
-    local.script(ChunkReply(chunks, drop_after=4))
+    # Longer than the text-tool-call hold (64 characters): the first part reaches the client.
+    chunks = chat_chunks(text="Here is the first part of a long answer. " * 3, piece=8)
+    local.script(ChunkReply(chunks, drop_after=12))
     b = body("explain the module", model="claude-sonnet-4-5", session="s-42")
     local.script_classifier("SIMPLE")
     r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=b, timeout=30)

@@ -50,6 +50,7 @@ def make_records(n: int, seed: int = 1, step_s: float = 7.0) -> list[dict[str, A
             output_tokens=rng.choice([None, rng.randrange(5000)]),
             detail=rng.choice([None, 'reply of 12 characters, "quoted", with a \\ backslash', 'ünïcode,"x']),
             stream=rng.random() < 0.5,
+            repaired=rng.choice([None, None, None, "bare_json", "tool_call_tag"]),
         )
         out.append(json.loads(rec.to_json()))
     return out
@@ -86,6 +87,7 @@ def oracle(records: list[dict[str, Any]], since: str | None = None) -> dict[str,
         "by_reason": dict(Counter(r["reason"] for r in recs)),
         "by_status": dict(Counter(str(r["status"]) for r in recs)),
         "fallbacks": dict(Counter(r["fallback"] for r in recs if r["fallback"])),
+        "repaired": dict(Counter(r["repaired"] for r in recs if r["repaired"])),
         "classifier_failures": dict(
             Counter(r["reason"].removeprefix("classify-") for r in recs if r["reason"].startswith("classify-"))
         ),
@@ -177,7 +179,8 @@ def test_known_answers_on_a_hand_made_log(tmp_path: Path) -> None:
     records = [
         rec(0, "local", "classified", classify_ms=100.0, ttft_ms=10.0, total_ms=1000.0,
             input_tokens=1000, output_tokens=50),
-        rec(1, "local", "cached", ttft_ms=20.0, total_ms=2000.0, input_tokens=2000, output_tokens=70),
+        rec(1, "local", "cached", ttft_ms=20.0, total_ms=2000.0, input_tokens=2000, output_tokens=70,
+            repaired="function_tag"),
         rec(2, "cloud", "classify-timeout", classify_ms=15000.0, ttft_ms=300.0, total_ms=5000.0,
             input_tokens=999, output_tokens=9),
         rec(3, "cloud", "local-down", fallback="connect-error", ttft_ms=400.0, total_ms=6000.0),
@@ -191,6 +194,8 @@ def test_known_answers_on_a_hand_made_log(tmp_path: Path) -> None:
     assert st.by_route == {"local": 3, "cloud": 2}
     assert st.local_share == pytest.approx(0.6)
     assert st.fallbacks == {"connect-error": 1}
+    assert st.repaired == {"function_tag": 1}
+    assert "repaired tool calls 1   (function_tag 1" in "\n".join(stats.render_text(st, chart=False))
     assert st.classifier_failures == {"timeout": 1}
     assert (st.classify_ms.n, st.classify_ms.p50, st.classify_ms.p95) == (2, 100.0, 15000.0)
     assert st.ttft_ms["local"] == stats.Summary(2, 10.0, 20.0)
@@ -289,14 +294,16 @@ def test_a_crash_mid_write_is_read_around_and_counted(tmp_path: Path) -> None:
 
 def test_lines_written_before_the_newest_fields_still_take_the_fast_path(tmp_path: Path) -> None:
     records = make_records(500, seed=12)
-    old = [{k: v for k, v in r.items() if k not in ("prompt_hash", "turn", "project", "project_name")} for r in records]
+    newest = ("prompt_hash", "turn", "project", "project_name", "repaired")
+    old = [{k: v for k, v in r.items() if k not in newest} for r in records]
     log = tmp_path / "decisions.jsonl"
     write_log(log, old)
     data = log.read_bytes()
     assert stats._fast_columns(data, data.count(b"\n")) is not None
     result = stats.compute_stats(log)
     assert result.unreadable_lines == 0
-    assert comparable(result.to_dict()) == oracle(records)
+    # What the old lines lack reads as null (no repairs); everything else is as in the full records.
+    assert comparable(result.to_dict()) == oracle([{**r, "repaired": None} for r in records])
 
 
 def test_cli_stats_by_project(user_paths: UserPaths) -> None:

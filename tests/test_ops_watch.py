@@ -57,6 +57,12 @@ def test_format_record_shows_the_essentials() -> None:
     assert "fallback: connect-error" in line and "HTTP 529" in line and "total 61.0s" in line
     assert "tokens 900/-" in line and "(cloud failed after 3 attempt(s))" in line
     assert "classify" not in line
+    assert "repaired" not in line
+    repaired = as_dict(record(2, repaired="tool_call_tag"))
+    assert "repaired: tool_call_tag" in watch.format_record(repaired, tz=dt.UTC)
+    refused = as_dict(record(3, route="cloud", fallback="text-tool-call-invalid", detail="bare_json: names 'X'"))
+    line = watch.format_record(refused, tz=dt.UTC)
+    assert "fallback: text-tool-call-invalid" in line and "(bare_json: names 'X')" in line
 
 
 def test_filters() -> None:

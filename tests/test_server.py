@@ -242,6 +242,7 @@ def test_decision_record_fields_and_no_prompt_text(proxy: ProxyThread, upstream:
         "turn",
         "project",
         "project_name",
+        "repaired",
     ]
     assert rec["ts"].endswith("Z") and rec["id"].startswith("req_")
     assert rec["stream"] is True and rec["input_tokens"] == 25 and rec["output_tokens"] == 12

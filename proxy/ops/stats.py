@@ -44,7 +44,7 @@ _V = rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|-?[0-9][0-9.eE+-]*|true|false|null'
 _FIELDS = (
     "ts", "route", "reason", "classify_ms", "status", "ttft_ms", "total_ms", "fallback",
     "input_tokens", "output_tokens", "session", "detail", "prompt_hash", "turn", "project", "project_name",
-    "model",
+    "model", "repaired",
 )  # fmt: skip
 # Logs written before a field was added hold a prefix of FIELDS (fields are only ever appended):
 # every prefix from this one on is read by the fast path, missing fields read as null.
@@ -93,6 +93,8 @@ class Stats:
     by_reason: dict[str, int] = field(default_factory=dict)
     by_status: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, int] = field(default_factory=dict)
+    # Tool calls the local model wrote as text, sent as tool_use blocks: by shape.
+    repaired: dict[str, int] = field(default_factory=dict)
     classifier_failures: dict[str, int] = field(default_factory=dict)
     classify_ms: Summary = Summary(0, None, None)
     ttft_ms: dict[str, Summary] = field(default_factory=dict)
@@ -139,6 +141,7 @@ class Stats:
             "by_reason": self.by_reason,
             "by_status": self.by_status,
             "fallbacks": self.fallbacks,
+            "repaired": self.repaired,
             "classifier_failures": self.classifier_failures,
             "classify_ms": summ(self.classify_ms),
             "ttft_ms": {k: summ(v) for k, v in self.ttft_ms.items()},
@@ -350,6 +353,7 @@ class _Acc:
         self.reason: Counter[bytes] = Counter()
         self.status: Counter[bytes] = Counter()
         self.fallback: Counter[bytes] = Counter()
+        self.repaired: Counter[bytes] = Counter()
         self.classify = array("d")
         self.ttft: dict[bytes, array[float]] = {}
         self.total: dict[bytes, array[float]] = {}
@@ -377,7 +381,8 @@ class _Acc:
             cols = [list(compress(c, keep)) for c in cols]
         if self.projects is not None:
             self._split(cols)
-        ts, route, reason, cms, status, ttft, total, fb, itok, otok, sess, detail, ph, turn, proj, pname, model = cols
+        ts, route, reason, cms, status, ttft, total, fb, itok, otok = cols[:10]
+        sess, detail, ph, turn, proj, pname, model, repaired = cols[10:]
         if not ts:
             return
         if pname.count(self._null_name) != len(pname):
@@ -393,6 +398,7 @@ class _Acc:
         self.reason.update(reason)
         self.status.update(status)
         self.fallback.update(fb)
+        self.repaired.update(repaired)
         self.classify.extend(filter(_not_none, _numbers(cms, "classify_ms")))
         rejected = list(map(self._rejected.__contains__, reason))
         if any(rejected):
@@ -595,6 +601,7 @@ def _finish(acc: _Acc, width: int) -> Stats:
         statuses[_value(k).decode("utf-8", "replace")] += v
     st.by_status = dict(sorted(statuses.items()))
     st.fallbacks = {_unquote(k): v for k, v in acc.fallback.most_common() if _value(k) != NULL}
+    st.repaired = {_unquote(k): v for k, v in acc.repaired.most_common() if _value(k) != NULL}
     st.classifier_failures = {
         k[len(CLASSIFY_FAILURE_PREFIX) :]: v for k, v in st.by_reason.items() if k.startswith(CLASSIFY_FAILURE_PREFIX)
     }
@@ -694,6 +701,10 @@ def render_text(st: Stats, chart: bool = True, ascii_only: bool = False, since: 
     lines.append(
         f"fallbacks           {sum(st.fallbacks.values()):,}"
         + (f"   ({_counts(st.fallbacks)})" if st.fallbacks else "")
+    )
+    lines.append(
+        f"repaired tool calls {sum(st.repaired.values()):,}"
+        + (f"   ({_counts(st.repaired)})" if st.repaired else "")
     )
     lines.append(
         f"classifier failures {sum(st.classifier_failures.values()):,}"

@@ -75,6 +75,8 @@ def format_record(rec: dict[str, Any], tz: dt.tzinfo | None = None) -> str:
         parts.append(f"HTTP {status}")
     if rec.get("fallback"):
         parts.append(f"fallback: {rec['fallback']}")
+    if rec.get("repaired"):
+        parts.append(f"repaired: {rec['repaired']}")
     tokens = (rec.get("input_tokens"), rec.get("output_tokens"))
     if any(isinstance(t, int) for t in tokens):
         parts.append(

@@ -73,13 +73,13 @@ CASES = [
             ollama({"content": "\n\n"}),
             ollama({"content": ""}, "stop"),
         ],
-        error="empty-answer",
+        error="reasoning-only",
     ),
     Case(
         name="fault-unterminated-think-only",
         server="llamacpp",
         chunks=[llamacpp({"content": "<think>I will never"}), llamacpp({"content": " finish"}, "length")],
-        error="empty-answer",
+        error="length-before-content",
     ),
     Case(
         name="fault-malformed-choices",
