@@ -35,7 +35,7 @@ def _bootstrap() -> None:
         import ruamel.yaml  # noqa: F401
 
         import installer.journal  # noqa: F401
-        import proxy.pidfile  # noqa: F401
+        import proxy.host.pidfile  # noqa: F401
         import uninstaller.cli  # noqa: F401
     except ImportError as exc:
         missing = exc.name or str(exc)

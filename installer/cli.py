@@ -25,7 +25,6 @@ import getpass
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +36,7 @@ from typing import Any
 import click
 
 from installer import answers as answers_mod
-from installer import child, probes, render, service
+from installer import child, probes, render, service_start
 from installer import deploy as deploy_mod
 from installer.answers import Answers, AnswersError
 from installer.journal import Journal, JournalError
@@ -51,13 +50,16 @@ from installer.litellm_yaml import (
     load_litellm_config,
     plan_patch,
 )
-from installer.paths import UNIT_NAME, Paths, PathsError
 from installer.plan import FileChange, colour_diff
 from installer.rollback import rollback
 from proxy import local_advice
 from proxy.capabilities import UNKNOWN as UNKNOWN_CAPS
 from proxy.capabilities import LocalCapabilities, probe_url
 from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_ROUTER_KEY_ENV, LocalConfig
+from proxy.host import pidfile, systemd
+from proxy.host.envfile import EnvFileError, read_env_file, render_env
+from proxy.host.http_probe import PROBE_FIELDS
+from proxy.host.paths import UNIT_NAME, Paths, PathsError
 from proxy.local_advice import Finding
 
 STEPS = ("litellm_yaml", "litellm_restart", "secrets", "render", "deploy", "service", "classifier", "answers")
@@ -212,7 +214,7 @@ class Plan:
     deploy: deploy_mod.DeployPlan
     env_values: dict[str, str]
     router_key: str
-    manager: str | None
+    manager: bool
     service_action: str  # "start", "restart" or "none"
     restart_litellm: bool
     port: int
@@ -255,23 +257,19 @@ def local_findings(caps: LocalCapabilities, context_tokens: int = 0) -> list[Fin
 # field checks (shared by the prompts and the non-interactive path)
 
 
-def check_port(port: int, paths: Paths, current_key: str) -> str | None:
+def port_problem(port: int, paths: Paths, current_key: str) -> str | None:
+    """Why the router cannot have ``port`` (None: free, or held by this Switchyard already)."""
     if probes.port_free(port):
         return None
-    from proxy.pidfile import live_pid
-
-    if live_pid(paths.pidfile) is not None:
+    if pidfile.live_pid(paths.pidfile) is not None:
         return None
-    if current_key and probes.router_health(port, current_key)[0] == 200:
+    if current_key and probes.router_health(port, current_key).status == 200:
         return None
     return f"port {port} is in use by another program; choose another port (--port)"
 
 
 def existing_env(paths: Paths) -> dict[str, str]:
-    try:
-        return render.parse_env_file(paths.env_file.read_bytes())
-    except OSError:
-        return {}
+    return read_env_file(paths.env_file)
 
 
 def _abs(path: str) -> str:
@@ -305,6 +303,19 @@ def chosen_entries(cfg: LiteLLMConfig, ans: Answers) -> tuple[list[Entry], list[
             "(models added through the LiteLLM UI are not in the YAML); list them with cloud_entries"
         ]
     return entries, []
+
+
+def prove_fix_failure(verdict: probes.FieldsVerdict, model: str, entries: list[Entry]) -> str:
+    """What a failed proof request means: the backend itself, or the fields getting through (never both)."""
+    entry = next((e.describe() for e in entries if e.model_name == model), f"model_name {model!r}")
+    if not verdict.plain.ok:
+        return (f"LiteLLM fails even a plain 1-token request to {model} ({verdict.plain.describe()}: "
+                f"{verdict.plain.message(160)}); the entry {entry} or its backend is at fault, not the thinking "
+                "fields: fix that entry in LiteLLM's config, then run the installer again.")
+    assert verdict.with_fields is not None
+    return (f"a plain request to {model} passes but one carrying {', '.join(PROBE_FIELDS)} fails "
+            f"({verdict.with_fields.describe()}: {verdict.with_fields.message(160)}): the fields still get through "
+            f"the entry {entry}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,7 +410,7 @@ class Installer:
             except LiteLLMConfigError as exc:
                 problems.append(f"litellm_config: {exc}")
         if ans.port is not None and not any(p.startswith("port") for p in problems):
-            msg = check_port(ans.port, self.paths, existing_env(self.paths).get(DEFAULT_ROUTER_KEY_ENV, ""))
+            msg = port_problem(ans.port, self.paths, existing_env(self.paths).get(DEFAULT_ROUTER_KEY_ENV, ""))
             if msg:
                 problems.append(f"port: {msg}")
         if problems:
@@ -439,7 +450,7 @@ class Installer:
         )
         p = self.paths
         files = [
-            FileChange.of(p.env_file, render.render_env_file(env_values), 0o600, "env", "secrets", secret=True),
+            FileChange.of(p.env_file, self._env_bytes(env_values), 0o600, "env", "secrets", secret=True),
             FileChange.of(p.config_file, render.render_config(ri), 0o644, "config", "render"),
             FileChange.of(p.unit_file, render.render_unit(ri), 0o644, "unit", "render"),
             FileChange.of(p.launcher(ans.launcher_name), render.render_launcher(ri), 0o755, "launcher", "render"),
@@ -453,13 +464,20 @@ class Installer:
         if launcher.old is not None and str(launcher.path) not in self._owned_files():
             raise AnswersError([f"launcher_name: {launcher.path} exists and is not Switchyard's; choose another name"])
         dp = deploy_mod.plan(p.venv_dir, self.venv_mode)
-        manager = service.user_manager_state()
+        manager = systemd.user_manager_answers()
         # Only what the running proxy reads makes a restart worthwhile.
         changed = any(f.changed for f in files if f.role not in ("answers", "uninstaller")) or dp.needed
         running = self._service_running(manager, ans.port, router_key)
         action = "restart" if running and changed else ("none" if running else "start")
         restart = bool(ans.litellm_restart and ans.litellm_restart != "none")
         return Plan(files, patches, dp, env_values, router_key, manager, action, restart, ans.port, notes)
+
+    @staticmethod
+    def _env_bytes(values: dict[str, str]) -> bytes:
+        try:
+            return render_env(values)
+        except EnvFileError as exc:
+            raise AnswersError([str(exc)]) from None
 
     def _owned_files(self) -> set[str]:
         from installer import journal as journal_mod
@@ -470,15 +488,12 @@ class Installer:
             return set()
         return set(state["files_created"]) if state else set()
 
-    def _service_running(self, manager: str | None, port: int, key: str) -> bool:
-        if manager is not None:
-            proc = subprocess.run(
-                ["systemctl", "--user", "is-active", UNIT_NAME], capture_output=True, text=True, check=False
-            )
-            return proc.stdout.strip() == "active" and probes.router_health(port, key)[0] == 200
-        from proxy.pidfile import live_pid
-
-        return live_pid(self.paths.pidfile) is not None and probes.router_health(port, key)[0] == 200
+    def _service_running(self, manager: bool, port: int, key: str) -> bool:
+        if manager:
+            running = systemd.unit_state(UNIT_NAME).active == "active"
+        else:
+            running = pidfile.live_pid(self.paths.pidfile) is not None
+        return running and probes.router_health(port, key).status == 200
 
     def show_local(self, caps: LocalCapabilities, notes: bool = True, context_tokens: int = 0) -> None:
         """What the local server can take, and each finding that is not OK with its fix."""
@@ -538,7 +553,7 @@ class Installer:
         o.say(f"  {plan.deploy.describe()}")
         if plan.manager:
             verb = {"start": "enable and start", "restart": "restart", "none": "leave running"}[plan.service_action]
-            o.say(f"  systemd user manager ({plan.manager}): {verb} {UNIT_NAME}")
+            o.say(f"  systemd user manager: {verb} {UNIT_NAME}")
         else:
             verb = {"start": "start", "restart": "restart", "none": "leave running"}[plan.service_action]
             o.say(f"  no systemd user manager answers here: {verb} the proxy in the background "
@@ -557,9 +572,9 @@ class Installer:
     def apply(self, r: Resolved, plan: Plan) -> None:
         journal = Journal(self.paths.journal_file, self.paths.backups_dir)
         url = (r.ans.litellm_url or "").rstrip("/")
-        restarter = service.restart_waiter(url, after_command=lambda: _inject("litellm_restart_command"))
+        restarter = service_start.restart_waiter(url, after_command=lambda: _inject("litellm_restart_command"))
         # After a rollback LiteLLM must answer again before "Rolled back" (bounded).
-        rollback_restarter = service.restart_waiter(url, ROLLBACK_LITELLM_WAIT_S)
+        rollback_restarter = service_start.restart_waiter(url, ROLLBACK_LITELLM_WAIT_S)
         try:
             with _sigterm_raises():
                 self._apply_steps(r, plan, journal, restarter)
@@ -627,10 +642,13 @@ class Installer:
             if plan.yaml_changed:
                 o.warn("restart LiteLLM yourself now: the new drop settings apply only after a restart")
             else:
-                probe = probes.thinking_probe(ans.litellm_url or "", r.litellm_key, ans.cloud_simple_model or "")
-                if not probe.ok:
-                    o.warn(f"LiteLLM still rejects a request carrying {', '.join(DROP_FIELDS)} "
-                           f"(HTTP {probe.status}); has it been restarted since the config was patched?")
+                model = ans.cloud_simple_model or ""
+                verdict = probes.fields_verdict(ans.litellm_url or "", r.litellm_key, model)
+                if verdict.fields_blamed:
+                    o.warn(f"LiteLLM still rejects a request carrying {', '.join(DROP_FIELDS)}; has it been "
+                           "restarted since the config was patched?")
+                elif not verdict.ok:
+                    o.warn(prove_fix_failure(verdict, model, r.entries))
             _inject("litellm_restart")
 
         for step, question, roles in (
@@ -696,17 +714,12 @@ class Installer:
 
     def _prove_fix(self, r: Resolved) -> None:
         url, key, model = r.ans.litellm_url or "", r.litellm_key, r.ans.cloud_simple_model or ""
-        probe = probes.PROBE_FIELDS
-        result = probes.thinking_probe(url, key, model)
-        if result.ok:
-            self.out.ok(f"a 1-token request to {model} carrying {', '.join(probe)} now succeeds")
+        verdict = probes.fields_verdict(url, key, model)
+        if verdict.ok:
+            self.out.ok(f"a 1-token request to {model} carrying {', '.join(PROBE_FIELDS)} now succeeds")
             return
-        through = [f for f in probe if not probes.thinking_probe(url, key, model, (f,)).ok]
-        which = ", ".join(through) if through else "(none alone; only the combination)"
-        raise StepFailed(
-            f"LiteLLM still fails the check request (HTTP {result.status}): field(s) getting through: {which}. "
-            f"The config backup is restored and LiteLLM restarted again. Detail: {result.detail[:160]}"
-        )
+        raise StepFailed(prove_fix_failure(verdict, model, r.entries) +
+                         " The config backup is restored and LiteLLM restarted again.")
 
     def _run_service(self, plan: Plan, journal: Journal) -> None:
         o = self.out
@@ -717,16 +730,17 @@ class Installer:
         o.ok("systemd-analyze verify --user: unit is valid")
         port = plan.port
         if plan.manager:
-            res = service.start_systemd(journal, self.paths, port, plan.router_key, plan.service_action == "restart")
+            restart = plan.service_action == "restart"
+            res = service_start.start_systemd(journal, self.paths, port, plan.router_key, restart)
             o.ok(res.message)
-            linger = service.linger_enabled()
+            linger = systemd.linger()
             if linger is False:
                 o.warn(f"lingering is off: the service starts at your login, not at boot. For start at boot an "
                        f"administrator must run: loginctl enable-linger {getpass.getuser()}")
         else:
             o.warn("no systemd user manager answers here (container or CI?): the unit is written and verified, "
                    "and the proxy is started in the background instead (it will not start at boot)")
-            res = service.start_background(journal, self.paths, port, plan.env_values, plan.router_key)
+            res = service_start.start_background(journal, self.paths, port, plan.env_values, plan.router_key)
             o.ok(res.message)
 
     def _classifier_step(self, r: Resolved) -> None:

@@ -87,11 +87,11 @@ import copy
 import datetime as _dt
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from proxy.host.atomic import atomic_write, write_through
 
 FORMAT = "switchyard-journal"
 VERSION = 1
@@ -110,33 +110,6 @@ def sha256_file(path: Path) -> str | None:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write via a temp file in the same directory, fsync, chmod, rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-
-
-def write_through(path: Path, data: bytes) -> None:
-    """Atomically replace a user's file in place, keeping its mode; through a symlink if it is one.
-
-    A config kept in a dotfiles checkout and linked into place must stay a link to that file: the
-    temp file goes beside the link's (fully resolved) target and is renamed over the target.
-    """
-    target = path.resolve()
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    atomic_write(target, data, mode)
 
 
 def empty_state() -> dict[str, Any]:

@@ -45,7 +45,7 @@ def _say_problem(text: str) -> None:
 
 
 def ask_all(inst: Installer, ans: Answers) -> Resolved:
-    from installer.cli import Resolved, check_port, chosen_entries, default_cloud_entries, existing_env, probe_local
+    from installer.cli import Resolved, chosen_entries, default_cloud_entries, existing_env, port_problem, probe_local
 
     # Local model server.
     while True:
@@ -160,7 +160,7 @@ def ask_all(inst: Installer, ans: Answers) -> Resolved:
         except ValueError:
             _say_problem(f"{raw!r} is not a port number")
             continue
-        msg = check_port(port, inst.paths, router_key) if 1 <= port <= 65535 else "port must be 1-65535"
+        msg = port_problem(port, inst.paths, router_key) if 1 <= port <= 65535 else "port must be 1-65535"
         if msg is None:
             break
         _say_problem(msg)

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from installer.journal import Journal, atomic_write, write_through
+from installer.journal import Journal
+from proxy.host.atomic import atomic_write, write_through
 
 
 def _kill(pid: int) -> None:

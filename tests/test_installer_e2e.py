@@ -16,8 +16,9 @@ import pytest
 
 from installer import probes
 from installer.cli import STEPS, TAKES_NOTHING
-from installer.paths import Paths
 from proxy.config import load_config
+from proxy.host import http_probe
+from proxy.host.paths import Paths
 from tests.standins import OllamaLocal
 from tests.test_installer_support import (
     REPO,
@@ -94,8 +95,8 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
     assert stat.S_IMODE(p.uninstall_script.stat().st_mode) == 0o755
     assert f"undo everything: python3 {p.uninstall_script}" in r.stdout
     # The service answers /health with the key, and not without it.
-    status, body = probes.router_health(values["port"], router_key)
-    assert status == 200, body
+    health = probes.router_health(values["port"], router_key)
+    assert health.status == 200, health.body
     with httpx.Client(trust_env=False) as c:
         assert c.get(f"http://127.0.0.1:{values['port']}/health").status_code in (401, 403)
     assert "no systemd user manager answers here" in r.stdout
@@ -178,8 +179,8 @@ def test_failure_at_each_step_rolls_back(shared_lab: Lab, tmp_path: Path, env_fo
 
 
 def test_restart_proves_the_fix(lab: Lab, tmp_path: Path, env_for: dict[str, str], litellm_bin: str) -> None:
-    before = probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple")
-    assert before.status == 400 and "Extra inputs" in before.detail
+    before = http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple")
+    assert before.status == 400 and "Extra inputs" in before.message()
     answers = write_answers(tmp_path / "answers.yml", answers_for(lab, litellm_restart=lab.restart_cmd))
     path = f"{Path(litellm_bin).parent}:{os.environ['PATH']}"
     r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
@@ -187,7 +188,7 @@ def test_restart_proves_the_fix(lab: Lab, tmp_path: Path, env_for: dict[str, str
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "litellm --validate_config accepts the patched config" in r.stdout
     assert "now succeeds" in r.stdout
-    assert probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple").ok
+    assert http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple").ok
     journal = json.loads(Paths.from_env().journal_file.read_text())
     assert journal["litellm"]["restart_command"] == lab.restart_cmd
 
@@ -221,8 +222,8 @@ def test_interrupted_restart_leaves_litellm_answering(lab: Lab, tmp_path: Path, 
     assert "Rolled back" in r.stdout
     assert lab.litellm_config.read_bytes() == original
     probes.litellm_live(lab.litellm_url)  # one probe, no waiting: it must answer now
-    after = probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple")
-    assert after.status == 400 and "Extra inputs" in after.detail  # running the restored config
+    after = http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple")
+    assert after.status == 400 and "Extra inputs" in after.message()  # running the restored config
 
 
 def test_reconfigure_changes_only_what_differs(shared_lab: Lab, tmp_path: Path, env_for: dict[str, str]) -> None:
@@ -246,7 +247,7 @@ def test_reconfigure_changes_only_what_differs(shared_lab: Lab, tmp_path: Path, 
     assert load_config(p.config_file).listen.port == new_port
     assert f"port: {new_port}" in p.answers_file.read_text()
     router_key = env_before.decode().split("SWITCHYARD_ROUTER_KEY=")[1].splitlines()[0]
-    assert probes.router_health(new_port, router_key)[0] == 200
+    assert probes.router_health(new_port, router_key).status == 200
     assert probes.port_free(values["port"])
     journal = json.loads(p.journal_file.read_text())
     assert [run["status"] for run in journal["runs"]] == ["complete", "complete"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pexpect
 
 from installer import probes
-from installer.paths import Paths
 from proxy.config import load_config
+from proxy.host.paths import Paths
 from tests.standins import OllamaLocal
 from tests.standins.base import free_port
 from tests.test_installer_support import REPO, Lab, snapshot, stop_installed_proxy

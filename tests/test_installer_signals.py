@@ -82,9 +82,9 @@ def test_interrupted_child_command_takes_its_grandchildren_with_it(tmp_path: Pat
 def test_rollback_says_when_litellm_does_not_come_back(tmp_path: Path) -> None:
     """A restart step journaled (even one interrupted mid-way) is redone; LiteLLM not answering is reported."""
     from installer.journal import Journal
-    from installer.paths import Paths
     from installer.rollback import rollback
-    from installer.service import restart_waiter
+    from installer.service_start import restart_waiter
+    from proxy.host.paths import Paths
 
     p = Paths.from_env()
     j = Journal(p.journal_file, p.backups_dir)

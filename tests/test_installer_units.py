@@ -16,10 +16,11 @@ from installer import answers as answers_mod
 from installer import render
 from installer.cli import TAKES_NOTHING, Declined, Installer, Out, local_findings
 from installer.journal import Journal, load, sha256_bytes
-from installer.paths import Paths
 from installer.rollback import rollback
 from proxy.capabilities import UNKNOWN, LocalCapabilities
 from proxy.config import load_config
+from proxy.host.envfile import read_env_file, render_env
+from proxy.host.paths import Paths
 from tests.test_installer_support import snapshot
 
 
@@ -235,22 +236,24 @@ def test_launcher_points_claude_at_switchyard(tmp_path: Path) -> None:
     """Run the rendered launcher with a fake `claude` on PATH that prints what it got."""
     p = paths()
     p.env_file.parent.mkdir(parents=True)
-    keys = {"SWITCHYARD_ROUTER_KEY": "rk-123", "SWITCHYARD_LITELLM_KEY": 'l$`"'}
-    p.env_file.write_bytes(render.render_env_file(keys))
+    # A router key holding what sh, systemd and a naive parser would each read differently.
+    keys = {"SWITCHYARD_ROUTER_KEY": 'rk $1 "q" \\n', "SWITCHYARD_LITELLM_KEY": 'l$`"'}
+    p.env_file.write_bytes(render_env(keys))
     launcher = tmp_path / "claude-routed"
     launcher.write_bytes(render.render_launcher(render_input(4567)))
     launcher.chmod(0o755)
     fake = tmp_path / "bin"
     fake.mkdir()
-    script = '#!/bin/sh\necho "$ANTHROPIC_BASE_URL|$ANTHROPIC_AUTH_TOKEN|${ANTHROPIC_API_KEY:-}|$*"\n'
+    script = ('#!/bin/sh\nprintf "%s|%s|%s|%s\\n" '
+              '"$ANTHROPIC_BASE_URL" "$ANTHROPIC_AUTH_TOKEN" "${ANTHROPIC_API_KEY:-}" "$*"\n')
     (fake / "claude").write_text(script)
     (fake / "claude").chmod(0o755)
     import subprocess
 
     env = {**os.environ, "PATH": f"{fake}:/usr/bin:/bin", "ANTHROPIC_API_KEY": "real-key"}
     out = subprocess.run([str(launcher), "-p", "hi there"], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "http://127.0.0.1:4567|rk-123||-p hi there"
-    assert render.parse_env_file(p.env_file.read_bytes())["SWITCHYARD_LITELLM_KEY"] == 'l$`"'
+    assert out.stdout.strip() == 'http://127.0.0.1:4567|rk $1 "q" \\n||-p hi there'
+    assert read_env_file(p.env_file) == keys
 
 
 # ---- the test helpers themselves -----------------------------------------------------------------

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proxy.ops import paths
+from proxy.host.envfile import apply_env_file, parse_env_text, render_env
+from proxy.host.paths import Paths
+from proxy.host.pidfile import ChildLock
 from proxy.ops.checks import Check, exit_code, failed, passed, render, skipped
-from proxy.ops.envfile import apply_env_file, parse_env_text
 from tests.conftest import UserPaths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,9 +59,23 @@ def write_setup(
     config = cfg_dir / "config.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env = cfg_dir / "env"
-    env.write_text(f"SWITCHYARD_ROUTER_KEY={ROUTER_KEY}\nSWITCHYARD_LITELLM_KEY={CLOUD_KEY}\n", encoding="utf-8")
+    env.write_bytes(render_env({"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_LITELLM_KEY": CLOUD_KEY}))
     env.chmod(env_mode)
     return config
+
+
+def stale_pidfile(path: Path, pid: int) -> None:
+    """A pidfile naming ``pid`` that no process holds the lock of (as a crash or a reboot leaves it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{pid}\n", encoding="ascii")
+
+
+def spawn_holding(path: Path, *argv: str, **kw: Any) -> subprocess.Popen[str]:
+    """Start ``argv`` holding the lock of the pidfile ``path``, which names it: a live pidfile."""
+    lock = ChildLock(path)
+    proc = subprocess.Popen(list(argv), pass_fds=(lock.fd,), text=True, **kw)
+    lock.publish(proc.pid)
+    return proc
 
 
 def run_cli(
@@ -100,15 +115,19 @@ def test_apply_env_file_never_overrides_what_is_set(tmp_path: Path) -> None:
 
 
 def test_paths_follow_xdg_and_the_answers_file(user_paths: UserPaths) -> None:
-    assert paths.default_config_path() == user_paths.config / "switchyard" / "config.toml"
-    assert paths.unit_path() == user_paths.config / "systemd" / "user" / "switchyard.service"
-    assert paths.proxy_log_path() == user_paths.state / "switchyard" / "proxy.log"
-    assert paths.launcher_path() == user_paths.home / ".local" / "bin" / "claude-routed"
+    paths = Paths.from_env()
+    assert paths.config_file == user_paths.config / "switchyard" / "config.toml"
+    assert paths.unit_file == user_paths.config / "systemd" / "user" / "switchyard.service"
+    assert paths.proxy_log == user_paths.state / "switchyard" / "proxy.log"
+    assert paths.pidfile == user_paths.runtime / "switchyard" / "switchyard.pid"
+    assert paths.saved_launcher == user_paths.home / ".local" / "bin" / "claude-routed"
     (user_paths.config / "switchyard").mkdir()
-    paths.answers_path().write_text("port: 3456\nlauncher_name: 'claude-local'  # chosen\n")
-    assert paths.launcher_path() == user_paths.home / ".local" / "bin" / "claude-local"
-    # A relative XDG value is invalid per the spec and ignored.
-    assert paths.config_home({"HOME": "/h", "XDG_CONFIG_HOME": "rel"}) == Path("/h/.config")
+    paths.answers_file.write_text("port: 3456\nlauncher_name: 'claude-local'  # chosen\n")
+    assert paths.saved_launcher == user_paths.home / ".local" / "bin" / "claude-local"
+    # A relative XDG value is invalid per the spec and ignored; without a runtime dir the pidfile is state.
+    other = Paths.from_env({"HOME": "/h", "XDG_CONFIG_HOME": "rel"})
+    assert other.config_home == Path("/h/.config")
+    assert other.pidfile == Path("/h/.local/state/switchyard/switchyard.pid")
 
 
 def test_check_rendering_and_exit_code() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy import pidfile
+from proxy.host import pidfile, procs
 from tests.conftest import UserPaths
 from tests.fake_systemd import calls as fake_calls
 from tests.fake_systemd import install_fake_systemd
@@ -51,14 +51,14 @@ def test_start_status_stop_go_through_systemctl(fake_systemd: Path, user_paths: 
     assert res.returncode == 0, res.stderr
     assert "started switchyard.service" in res.stdout
     main = int((fake_systemd / "switchyard.service.main.pid").read_text())
-    assert pidfile.is_switchyard(main)
+    assert pidfile.live_pid(user_paths.state / "switchyard" / "switchyard.pid") == main
     res = run_cli("status")
     assert f"✓ service: systemd unit switchyard.service active (running), PID {main}" in res.stdout
     assert f"✓ port: PID {main} listens on" in res.stdout
     assert "✓ /health" in res.stdout
     res = run_cli("stop")
     assert res.returncode == 0 and "stopped switchyard.service" in res.stdout
-    assert not pidfile.is_switchyard(main)
+    assert procs.gone(main)
     calls = fake_calls(fake_systemd)
     assert "start switchyard.service" in calls and "stop switchyard.service" in calls
     res = run_cli("status")

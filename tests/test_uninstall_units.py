@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from installer.journal import empty_state, sha256_bytes
-from installer.paths import UNIT_NAME, Paths
+from proxy.host.paths import UNIT_NAME, Paths
 from tests.test_installer_support import REPO, snapshot
 
 FAKE_SYSTEMCTL = """#!/bin/sh

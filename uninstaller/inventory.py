@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer.paths import UNIT_NAME
+from proxy.host.paths import UNIT_NAME
 
 
 @dataclass
