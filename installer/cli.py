@@ -4,8 +4,9 @@ One :class:`Installer` object per run (copier-style): its fields mirror the CLI 
 ask -> resolve (read-only probes) -> plan (render everything in memory, compare with disk) -> show
 -> apply only what changed, step by step, journaled, rolled back on any failure or SIGTERM.
 
-Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT while applying roll back; while rolling back they are
-deferred (the rollback finishes), and the run exits 128+signum of the signal that stopped it.
+Signals (:mod:`installer.signals`): SIGINT, SIGTERM, SIGHUP and SIGQUIT while applying roll back;
+while rolling back they are deferred (the rollback finishes), and the run then ends by the signal
+that stopped it.  A step the user declines rolls back too, and exits 130 ("cancelled").
 
 Test hook: ``SWITCHYARD_INSTALL_FAIL_AT=<step>`` makes the run fail right after ``<step>`` did its
 work, ``SWITCHYARD_INSTALL_FAIL_AT=sigterm:<step>`` (or ``sigint``, ``sighup``, ``sigquit``) sends the
@@ -13,33 +14,31 @@ installer that signal there (``rollback`` is a step too: the start of the rollba
 ``litellm_restart_command`` is between the restart command and the wait for LiteLLM; several specs
 may be given, comma-separated), and
 ``SWITCHYARD_INSTALL_FAIL_AT=kill:<step>`` SIGKILLs it there (no rollback: a partial journal, as the
-uninstaller must handle).  All are honoured only while ``PYTEST_CURRENT_TEST`` is set (i.e. under
-pytest).  Steps: see ``STEPS``.
+uninstaller must handle).  The suite sets it; nobody else has a reason to.  Steps: see ``STEPS``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import os
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 
 from installer import answers as answers_mod
-from installer import child, probes, render, service_start
+from installer import child, probes, render, service_start, signals
 from installer import deploy as deploy_mod
 from installer.answers import Answers, AnswersError
 from installer.journal import Journal, JournalError
+from installer.journal_actions import RestartLiteLLM
 from installer.litellm_yaml import (
     DROP_FIELDS,
     Entry,
@@ -52,6 +51,7 @@ from installer.litellm_yaml import (
 )
 from installer.plan import FileChange, colour_diff
 from installer.rollback import rollback
+from installer.signals import Terminated
 from proxy import local_advice
 from proxy.capabilities import UNKNOWN as UNKNOWN_CAPS
 from proxy.capabilities import LocalCapabilities, probe_url
@@ -68,15 +68,6 @@ EXIT_CANCELLED = 130
 ROLLBACK_LITELLM_WAIT_S = 90.0
 
 
-def _exit_code(exc: BaseException, deferred: list[int]) -> int:
-    """How a rolled-back run exits: 128+signum for the signal that stopped it, else 1 (or 130 when declined)."""
-    if isinstance(exc, Terminated):
-        return 128 + exc.signum
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_CANCELLED  # 128 + SIGINT
-    return 128 + deferred[0] if deferred else 1
-
-
 class StepFailed(Exception):
     pass
 
@@ -85,18 +76,16 @@ class Declined(Exception):
     """The user chose to stop before anything was written (exits like any other decline)."""
 
 
-class Terminated(BaseException):
-    """SIGTERM, SIGHUP or SIGQUIT arrived: unwinds like KeyboardInterrupt so the rollback runs."""
+class StepDeclined(Exception):
+    """The user answered no to a step of the apply phase: the run is rolled back (not a signal)."""
 
-    def __init__(self, signum: int = signal.SIGTERM) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    def __init__(self, step: str) -> None:
+        super().__init__(f"you declined the {step} step")
+        self.step = step
 
 
 def _inject(step: str) -> None:
     """The test hook (see the module docstring); ``SPEC`` may list several, comma-separated."""
-    if "PYTEST_CURRENT_TEST" not in os.environ:
-        return
     for spec in os.environ.get("SWITCHYARD_INSTALL_FAIL_AT", "").split(","):
         kind, _, where = spec.rpartition(":")
         if where != step:
@@ -111,50 +100,6 @@ def _inject(step: str) -> None:
             os.kill(os.getpid(), signum)
             if step != "rollback":  # during the rollback the signal is deferred: go on
                 time.sleep(10)
-
-
-# SIGINT raises KeyboardInterrupt (Python's default); these raise Terminated.  All four roll back.
-TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-DEFERRED = (signal.SIGINT, *TERMINATING)
-PLEASE_WAIT = b"installer: rolling back, please wait\n"
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While applying: SIGTERM, SIGHUP and SIGQUIT raise :class:`Terminated` (SIGINT: KeyboardInterrupt)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated(signum)
-
-    old = {s: signal.signal(s, handler) for s in TERMINATING}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def _defer_signals() -> tuple[list[int], Callable[[], None]]:
-    """While rolling back: SIGINT/SIGTERM/SIGHUP/SIGQUIT are recorded, not acted on (a rollback must finish).
-
-    The first one says "rolling back, please wait" (with ``os.write``: safe in a handler).  Returns
-    the list of signals received and a function that puts the previous handlers back.
-    """
-    got: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not got:
-            with contextlib.suppress(OSError):
-                os.write(2, PLEASE_WAIT)
-        got.append(signum)
-
-    old = {s: signal.signal(s, handler) for s in DEFERRED}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return got, restore
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,9 +258,10 @@ def prove_fix_failure(verdict: probes.FieldsVerdict, model: str, entries: list[E
                 f"{verdict.plain.message(160)}); the entry {entry} or its backend is at fault, not the thinking "
                 "fields: fix that entry in LiteLLM's config, then run the installer again.")
     assert verdict.with_fields is not None
+    which = ", ".join(verdict.through) if verdict.through else "(none alone; only the combination)"
     return (f"a plain request to {model} passes but one carrying {', '.join(PROBE_FIELDS)} fails "
-            f"({verdict.with_fields.describe()}: {verdict.with_fields.message(160)}): the fields still get through "
-            f"the entry {entry}.")
+            f"({verdict.with_fields.describe()}: {verdict.with_fields.message(160)}): field(s) getting through "
+            f"the entry {entry}: {which}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,17 +522,18 @@ class Installer:
         # After a rollback LiteLLM must answer again before "Rolled back" (bounded).
         rollback_restarter = service_start.restart_waiter(url, ROLLBACK_LITELLM_WAIT_S)
         try:
-            with _sigterm_raises():
+            with signals.terminating_raises():
                 self._apply_steps(r, plan, journal, restarter)
                 deploy_mod.drop_previous(journal)
                 journal.finish("complete")
         except (Exception, KeyboardInterrupt, Terminated) as exc:
             # First of all: a second signal must not abort the rollback.
-            got, restore = _defer_signals()
+            got, restore = signals.defer()
+            signum = signals.signum_of(exc)
             if isinstance(exc, Terminated):
                 why = f"terminated ({signal.Signals(exc.signum).name})"
             else:
-                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+                why = "interrupted" if signum is not None else str(exc)
             try:
                 self.out.err(f"install stopped: {why}")
                 self.out.say("Rolling back what this run changed ...", fg="yellow")
@@ -600,11 +547,15 @@ class Installer:
                     self.out.say("Rolled back: the files are as they were before this run.", fg="yellow")
             finally:
                 restore()
-            raise SystemExit(_exit_code(exc, got)) from None
+            if signum is None and got:
+                signum = got[0]  # a signal during a rollback that a failure started
+            if signum is not None:
+                signals.exit_by_signal(signum)
+            raise SystemExit(EXIT_CANCELLED if isinstance(exc, StepDeclined) else 1) from None
 
     def _step(self, name: str, question: str, fn: Callable[[], None]) -> None:
         if not self.confirm(question):
-            raise KeyboardInterrupt()
+            raise StepDeclined(name)
         fn()
         _inject(name)
 
@@ -631,7 +582,7 @@ class Installer:
             assert ans.litellm_restart is not None
             # Journaled first: interrupted mid-restart, the rollback restarts LiteLLM on the restored
             # config and waits for it (it may be down or still running the patched file).
-            journal.action("litellm_restart", command=ans.litellm_restart)
+            journal.record(RestartLiteLLM(ans.litellm_restart))
             restarter(ans.litellm_restart)
             o.ok("LiteLLM restarted")
             self._prove_fix(r)
@@ -858,7 +809,7 @@ def main(answers_file: str | None, yes: bool, dry_run: bool, venv_mode: str, whe
         raise SystemExit(EXIT_CANCELLED) from None
     except KeyboardInterrupt:
         out.err("cancelled; nothing was changed")
-        raise SystemExit(EXIT_CANCELLED) from None
+        signals.exit_by_signal(signal.SIGINT)
     inst.show_plan(resolved, plan)
     if plan.nothing_to_do:
         out.head("Nothing to change: Switchyard is installed and running with these answers.")
@@ -875,7 +826,7 @@ def main(answers_file: str | None, yes: bool, dry_run: bool, venv_mode: str, whe
                 raise SystemExit(EXIT_CANCELLED)
         except KeyboardInterrupt:
             out.err("cancelled; nothing was changed")
-            raise SystemExit(EXIT_CANCELLED) from None
+            signals.exit_by_signal(signal.SIGINT)
     inst.apply(resolved, plan)
     summary(inst, resolved, plan)
 

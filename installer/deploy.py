@@ -39,6 +39,7 @@ from pathlib import Path
 
 from installer import child
 from installer.journal import Journal
+from installer.journal_actions import BuildVenv
 
 MANIFEST = "switchyard-deploy.json"
 # Everything the service *and* the deployed uninstall.py import (pip mode gets the same set from
@@ -132,7 +133,7 @@ def deploy(dp: DeployPlan, journal: Journal, wheelhouse: Path | None = None) -> 
         journal.make_dirs(aside)
         previous = aside / "venv"
         venv.rename(previous)
-    journal.action("venv", path=str(venv), previous=str(previous) if previous else None)
+    journal.record(BuildVenv(str(venv), str(previous) if previous else None))
     root = checkout_root()
     if dp.mode == "inherit":
         missing = inherit_available()
@@ -173,6 +174,6 @@ def uninstall_script_source() -> bytes:
 
 def drop_previous(journal: Journal) -> None:
     """After a successful run the moved-aside venv is no longer needed."""
-    for action in journal.run["actions"]:
-        if action["op"] == "venv" and action.get("previous"):
-            shutil.rmtree(action["previous"], ignore_errors=True)
+    for action in journal.actions:
+        if isinstance(action, BuildVenv):
+            action.drop_previous()

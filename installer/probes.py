@@ -88,6 +88,8 @@ class FieldsVerdict:
 
     plain: HttpResult
     with_fields: HttpResult | None  # None: not sent, the plain request already failed
+    # When the fields are blamed: those that fail even alone (empty: only their combination fails).
+    through: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -104,7 +106,11 @@ def fields_verdict(url: str, key: str, model: str) -> FieldsVerdict:
     plain = http_probe.messages_probe(url, key, model, fields=())
     if not plain.ok:
         return FieldsVerdict(plain, None)
-    return FieldsVerdict(plain, http_probe.messages_probe(url, key, model))
+    with_fields = http_probe.messages_probe(url, key, model)
+    if with_fields.ok:
+        return FieldsVerdict(plain, with_fields)
+    through = tuple(f for f in http_probe.PROBE_FIELDS if not http_probe.messages_probe(url, key, model, (f,)).ok)
+    return FieldsVerdict(plain, with_fields, through)
 
 
 def wait_litellm(url: str, timeout_s: float = 90.0) -> bool:

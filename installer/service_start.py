@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from installer import child
 from installer.journal import Journal
+from installer.journal_actions import CreateFile, RunCommand, SpawnProxy
 from installer.probes import router_health, wait_litellm, wait_router
 from proxy.host import pidfile, procs, systemd
 from proxy.host.paths import UNIT_NAME, Paths
@@ -71,7 +72,7 @@ def _journal_runtime_files(journal: Journal, paths: Paths) -> list[str]:
     journal.make_dirs(paths.pidfile.parent)
     if not paths.proxy_log.exists():
         journal.note_log(paths.proxy_log)
-        journal.action("create", path=str(paths.proxy_log))
+        journal.record(CreateFile(str(paths.proxy_log)))
     journal.note_log(paths.decisions_log)
     return [str(f) for f in (paths.decisions_log,) if not f.exists()]
 
@@ -82,12 +83,12 @@ def start_systemd(journal: Journal, paths: Paths, port: int, key: str, restart: 
         proc = _systemctl(*args)
         if proc.returncode != 0:
             raise ServiceError(f"systemctl --user {' '.join(args)} failed: {proc.stderr.strip()}")
-    journal.action("command", argv=["systemctl", "--user", "enable", UNIT_NAME],
-                   undo=["systemctl", "--user", "disable", UNIT_NAME])
+    journal.record(RunCommand(["systemctl", "--user", "enable", UNIT_NAME],
+                              ["systemctl", "--user", "disable", UNIT_NAME]))
     verb = "restart" if restart else "start"
     proc = _systemctl(verb, UNIT_NAME, timeout=90)
-    journal.action("command", argv=["systemctl", "--user", verb, UNIT_NAME],
-                   undo=["systemctl", "--user", "stop", UNIT_NAME], created=fresh)
+    journal.record(RunCommand(["systemctl", "--user", verb, UNIT_NAME],
+                              ["systemctl", "--user", "stop", UNIT_NAME], fresh))
     journal.set("service", {
         "manager": "systemd", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
         "enabled": True, "started": True, "pidfile": str(paths.pidfile),
@@ -131,7 +132,7 @@ def start_background(
     proc = procs.spawn_detached([str(paths.venv_python), "-m", "proxy", "serve", "--config", str(paths.config_file)],
                                 paths.proxy_log, env=env, cwd=paths.data_dir)
     # Files the proxy itself may create: a rollback removes them only if they did not exist before.
-    journal.action("spawn", pid=proc.pid, pidfile=str(paths.pidfile), created=fresh)
+    journal.record(SpawnProxy(proc.pid, str(paths.pidfile), fresh))
     journal.set("service", {
         "manager": "background", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
         "enabled": False, "started": True, "pidfile": str(paths.pidfile),

@@ -82,15 +82,29 @@ def test_interrupted_child_command_takes_its_grandchildren_with_it(tmp_path: Pat
 def test_rollback_says_when_litellm_does_not_come_back(tmp_path: Path) -> None:
     """A restart step journaled (even one interrupted mid-way) is redone; LiteLLM not answering is reported."""
     from installer.journal import Journal
+    from installer.journal_actions import RestartLiteLLM
     from installer.rollback import rollback
     from installer.service_start import restart_waiter
     from proxy.host.paths import Paths
 
     p = Paths.from_env()
     j = Journal(p.journal_file, p.backups_dir)
-    j.action("litellm_restart", command="true")
+    j.record(RestartLiteLLM("true"))
     # Nothing listens on port 9 (discard): the bounded wait gives up and the rollback says so.
     failures = rollback(j, restart_waiter("http://127.0.0.1:9", wait_s=1.0))
     assert len(failures) == 1
     assert "LiteLLM is not back after the rollback's restart with 'true'" in failures[0]
     assert "did not come back" in failures[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT])
+def test_exit_by_signal_ends_the_process_by_that_signal_without_a_core(tmp_path: Path, signum: int) -> None:
+    import subprocess
+
+    code = f"from installer.signals import exit_by_signal\nprint('rolled back', flush=True)\nexit_by_signal({signum})\n"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60,
+                       check=False, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert r.returncode == -signum and r.stdout == "rolled back\n"
+    assert not list(cwd.iterdir())  # SIGQUIT's default action dumps no core here

@@ -24,6 +24,7 @@ import pytest
 
 from installer import probes
 from proxy.host import pidfile, procs
+from proxy.host.envfile import read_env_file
 from proxy.host.paths import UNIT_NAME, Paths
 from tests.fake_systemd import calls, install_fake_systemd, parse_unit, prepare, run_pre, spawn_main
 from tests.test_installer_support import (
@@ -48,8 +49,7 @@ def _answers(lab: Lab, tmp_path: Path) -> tuple[Path, int]:
 
 
 def _router_key(p: Paths) -> str:
-    return next(ln.split("=", 1)[1] for ln in p.env_file.read_text().splitlines()
-                if ln.startswith("SWITCHYARD_ROUTER_KEY="))
+    return str(read_env_file(p.env_file)["SWITCHYARD_ROUTER_KEY"])
 
 
 @pytest.fixture
