@@ -27,40 +27,30 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
 from installer import answers as answers_mod
-from installer import child, probes, render, service_start, signals
+from installer import child, probes, questions, render, service_start, signals
 from installer import deploy as deploy_mod
-from installer.answers import Answers, AnswersError
+from installer.answers import AnswersError
 from installer.journal import Journal, JournalError
 from installer.journal_actions import RestartLiteLLM
-from installer.litellm_yaml import (
-    DROP_FIELDS,
-    Entry,
-    FilePatch,
-    LiteLLMConfig,
-    LiteLLMConfigError,
-    entries_for_models,
-    load_litellm_config,
-    plan_patch,
-)
-from installer.plan import FileChange, colour_diff
+from installer.litellm_yaml import DROP_FIELDS, Entry, LiteLLMConfigError, plan_patch
+from installer.plan import FileChange, Plan, colour_diff
+from installer.questions import Resolved, existing_env, local_findings
 from installer.rollback import rollback
 from installer.signals import Terminated
 from proxy import local_advice
-from proxy.capabilities import UNKNOWN as UNKNOWN_CAPS
-from proxy.capabilities import LocalCapabilities, probe_url
+from proxy.capabilities import LocalCapabilities
 from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_ROUTER_KEY_ENV, LocalConfig
 from proxy.host import pidfile, systemd
-from proxy.host.envfile import EnvFileError, read_env_file, render_env
+from proxy.host.envfile import EnvFileError, render_env
 from proxy.host.http_probe import PROBE_FIELDS
 from proxy.host.paths import UNIT_NAME, Paths, PathsError
-from proxy.local_advice import Finding
 
 STEPS = ("litellm_yaml", "litellm_restart", "secrets", "render", "deploy", "service", "classifier", "answers")
 EXIT_USAGE = 2
@@ -134,120 +124,14 @@ class Out:
 # resolved answers
 
 
-@dataclass
-class Resolved:
-    """Answers plus everything learned from the live services (read-only)."""
-
-    ans: Answers
-    litellm_key: str
-    local_models: list[str]
-    cloud_models: list[str]
-    litellm_cfg: LiteLLMConfig
-    entries: list[Entry]
-    # What the local server can take, probed once the URL and model are known.
-    local_caps: LocalCapabilities = UNKNOWN_CAPS
-
-    @property
-    def local_findings(self) -> list[Finding]:
-        return local_findings(self.local_caps, self.ans.local_context_tokens or 0)
-
-
-@dataclass
-class Plan:
-    files: list[FileChange]
-    yaml_patches: list[FilePatch]
-    deploy: deploy_mod.DeployPlan
-    env_values: dict[str, str]
-    router_key: str
-    manager: bool
-    service_action: str  # "start", "restart" or "none"
-    restart_litellm: bool
-    port: int
-    notes: list[str] = field(default_factory=list)
-
-    def file(self, role: str) -> FileChange:
-        return next(f for f in self.files if f.role == role)
-
-    @property
-    def yaml_changed(self) -> bool:
-        return any(p.changed for p in self.yaml_patches)
-
-    @property
-    def nothing_to_do(self) -> bool:
-        return (
-            not self.yaml_changed
-            and not any(f.changed for f in self.files)
-            and not self.deploy.needed
-            and self.service_action == "none"
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # what the local server can take (proxy/local_advice.py: the same words as status and doctor)
 
 TAKES_NOTHING = "Every Claude Code main request will go to the cloud until you fix the local server"
 
 
-def probe_local(url: str, model: str) -> LocalCapabilities:
-    """The local server's capabilities for ``model`` (bounded; never raises: unknown when it finds nothing)."""
-    return asyncio.run(probe_url(probes.v1_base(url), model))
-
-
-def local_findings(caps: LocalCapabilities, context_tokens: int = 0) -> list[Finding]:
-    """The findings for the config the installer writes (its local.context_tokens, the default reserve)."""
-    return local_advice.findings(caps, local_advice.reserve_for(LocalConfig()), context_tokens)
-
-
-# ---------------------------------------------------------------------------------------------
-# field checks (shared by the prompts and the non-interactive path)
-
-
-def port_problem(port: int, paths: Paths, current_key: str) -> str | None:
-    """Why the router cannot have ``port`` (None: free, or held by this Switchyard already)."""
-    if probes.port_free(port):
-        return None
-    if pidfile.live_pid(paths.pidfile) is not None:
-        return None
-    if current_key and probes.router_health(port, current_key).status == 200:
-        return None
-    return f"port {port} is in use by another program; choose another port (--port)"
-
-
-def existing_env(paths: Paths) -> dict[str, str]:
-    return read_env_file(paths.env_file)
-
-
 def _abs(path: str) -> str:
     return str(Path(path).expanduser().absolute())
-
-
-def default_cloud_entries(cfg: LiteLLMConfig, ans: Answers) -> list[Entry]:
-    names = [n for n in (ans.cloud_simple_model, ans.cloud_complex_model) if n]
-    return entries_for_models(cfg, names, exclude_api_base=ans.local_url or "")
-
-
-def chosen_entries(cfg: LiteLLMConfig, ans: Answers) -> tuple[list[Entry], list[str]]:
-    if ans.cloud_entries:
-        problems = [
-            f"cloud_entries: {n!r} is not a model_name in {cfg.main.path}"
-            for n in ans.cloud_entries
-            if not entries_for_models(cfg, [n])
-        ]
-        entries = entries_for_models(cfg, ans.cloud_entries)
-        if ans.local_model:
-            local = [e for e in entries if e.model_name == ans.local_model]
-            if local:
-                problems.append(
-                    f"cloud_entries: {ans.local_model!r} is the local model; its entry never gets the drop list"
-                )
-        return entries, problems
-    entries = default_cloud_entries(cfg, ans)
-    if not entries:
-        return [], [
-            f"no entry in {cfg.main.path} serves {ans.cloud_simple_model!r} or {ans.cloud_complex_model!r} "
-            "(models added through the LiteLLM UI are not in the YAML); list them with cloud_entries"
-        ]
-    return entries, []
 
 
 def prove_fix_failure(verdict: probes.FieldsVerdict, model: str, entries: list[Entry]) -> str:
@@ -303,66 +187,16 @@ class Installer:
         ans, problems = answers_mod.layer(self.flags, file_values, self.previous_answers())
         if problems:
             raise AnswersError(problems)
+        run = questions.Run(self.paths, ans)
         if self.interactive:
             from installer.prompts import ask_all
 
-            return ask_all(self, ans)
-        return self.resolve_noninteractive(ans)
+            def on_local_caps(caps: LocalCapabilities) -> None:
+                self.show_local(caps, notes=False, context_tokens=run.ans.local_context_tokens or 0)
+                self.accept_local(caps, run.ans.local_context_tokens or 0)
 
-    def litellm_key_from_env(self, ans: Answers) -> str:
-        name = ans.litellm_key_env or answers_mod.DEFAULT_LITELLM_KEY_ENV
-        return os.environ.get(name, "")
-
-    def resolve_noninteractive(self, ans: Answers) -> Resolved:
-        problems = answers_mod.static_problems(ans, require_all=True)
-        local_models: list[str] = []
-        cloud_models: list[str] = []
-        key = self.litellm_key_from_env(ans)
-        if ans.local_url and not any(p.startswith("local_url") for p in problems):
-            try:
-                local_models = probes.local_models(ans.local_url)
-            except probes.ProbeError as exc:
-                problems.append(f"local_url: {exc}")
-        local_caps = UNKNOWN_CAPS
-        if ans.local_model and local_models and ans.local_model not in local_models:
-            problems.append(
-                f"local_model: {ans.local_model!r} is not loaded on {ans.local_url} (loaded: {', '.join(local_models)})"
-            )
-        elif ans.local_url and ans.local_model and local_models:
-            local_caps = probe_local(ans.local_url, ans.local_model)
-        if ans.litellm_url and not any(p.startswith("litellm_url") for p in problems):
-            try:
-                probes.litellm_live(ans.litellm_url)
-                if not key:
-                    problems.append(
-                        f"the LiteLLM key is missing: set {ans.litellm_key_env or 'LITELLM_MASTER_KEY'} "
-                        "in the environment"
-                    )
-                else:
-                    cloud_models = probes.litellm_models(ans.litellm_url, key)
-            except probes.ProbeError as exc:
-                problems.append(f"litellm_url: {exc}")
-        for k in ("cloud_simple_model", "cloud_complex_model"):
-            v = ans.get(k)
-            if v and cloud_models and v not in cloud_models:
-                problems.append(f"{k}: LiteLLM does not expose {v!r} (it has: {', '.join(cloud_models)})")
-        cfg: LiteLLMConfig | None = None
-        entries: list[Entry] = []
-        if ans.litellm_config:
-            try:
-                cfg = load_litellm_config(Path(ans.litellm_config))
-                entries, more = chosen_entries(cfg, ans)
-                problems.extend(more)
-            except LiteLLMConfigError as exc:
-                problems.append(f"litellm_config: {exc}")
-        if ans.port is not None and not any(p.startswith("port") for p in problems):
-            msg = port_problem(ans.port, self.paths, existing_env(self.paths).get(DEFAULT_ROUTER_KEY_ENV, ""))
-            if msg:
-                problems.append(f"port: {msg}")
-        if problems:
-            raise AnswersError(problems)
-        assert cfg is not None
-        return Resolved(ans, key, local_models, cloud_models, cfg, entries, local_caps)
+            return ask_all(run, on_local_caps)
+        return questions.resolve(run)
 
     # ---- plan ---------------------------------------------------------------------------------
     def make_plan(self, r: Resolved) -> Plan:
@@ -405,7 +239,7 @@ class Installer:
                           brief="a copy of the checkout's uninstall.py, to undo everything later"),
             FileChange.of(p.answers_file, answers_mod.dump_answers(ans), 0o644, "answers", "answers"),
         ]
-        notes: list[str] = []
+        notes: list[str] = list(r.notes)
         launcher = files[3]
         if launcher.old is not None and str(launcher.path) not in self._owned_files():
             raise AnswersError([f"launcher_name: {launcher.path} exists and is not Switchyard's; choose another name"])
@@ -622,7 +456,7 @@ class Installer:
 
         def deploy_step() -> None:
             if plan.deploy.needed:
-                deploy_mod.deploy(plan.deploy, journal, self.wheelhouse)
+                deploy_mod.deploy(plan.deploy, journal, self.wheelhouse, progress=self._pip_line)
                 o.ok(f"deployed the proxy into {plan.deploy.venv}")
             if script.changed:
                 journal.write_file(script.path, script.new, script.mode, step="deploy", role="uninstaller")
@@ -649,6 +483,11 @@ class Installer:
         if ans_file.changed:
             journal.write_file(ans_file.path, ans_file.new, ans_file.mode, step="answers", role="answers")
         _inject("answers")
+
+    def _pip_line(self, line: str) -> None:
+        """pip's progress, as it comes: one dim line per step (its indented detail is left out)."""
+        if line.strip() and not line.startswith(" "):
+            self.out.say(f"    pip: {line[:150]}", dim=True)
 
     def _validate_litellm(self, config: Path) -> None:
         import shutil
@@ -717,7 +556,7 @@ def run_classifier_check(r: Resolved, out: Out) -> None:
     import aiohttp
 
     from proxy.classifier import DEFAULT_PROMPT, classify
-    from proxy.config import LocalConfig, RoutingConfig
+    from proxy.config import RoutingConfig
 
     assert r.ans.classify_timeout_s is not None and r.ans.classify_max_tokens is not None
     local = LocalConfig(base_url=probes.v1_base(r.ans.local_url or ""), model=r.ans.local_model or "")

@@ -93,7 +93,7 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
     assert 'exec claude "$@"' in p.launcher("claude-routed").read_text()
     # The venv runs the proxy, and the uninstaller is deployed beside it (with the packages it imports).
     assert p.venv_python.exists()
-    assert p.uninstall_script.read_bytes() == (REPO / "uninstall.py").read_bytes()
+    assert p.uninstall_script.read_bytes() == (REPO / "uninstaller" / "bootstrap.py").read_bytes()
     assert stat.S_IMODE(p.uninstall_script.stat().st_mode) == 0o755
     assert f"undo everything: python3 {p.uninstall_script}" in r.stdout
     # The service answers /health with the key, and not without it.

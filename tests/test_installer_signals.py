@@ -108,3 +108,25 @@ def test_exit_by_signal_ends_the_process_by_that_signal_without_a_core(tmp_path:
                        check=False, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert r.returncode == -signum and r.stdout == "rolled back\n"
     assert not list(cwd.iterdir())  # SIGQUIT's default action dumps no core here
+
+
+def test_child_output_is_handed_over_line_by_line_as_it_comes() -> None:
+    """The deploy step shows pip's lines while pip runs (not all at the end)."""
+    from installer import child
+
+    seen: list[tuple[str, bool]] = []
+    flag = Path(os.environ["HOME"]) / "second-line-may-come"
+    code = (
+        "import os, sys, time\nprint('Collecting aiohttp', flush=True)\n"
+        f"while not os.path.exists({str(flag)!r}): time.sleep(0.01)\n"
+        "print('Successfully installed aiohttp', file=sys.stderr, flush=True)\n"
+    )
+
+    def on_line(line: str) -> None:
+        seen.append((line, flag.exists()))
+        flag.touch()  # the child writes its second line only after the first one was seen here
+
+    r = child.run([sys.executable, "-c", code], timeout=60, on_line=on_line)
+    assert r.returncode == 0
+    assert seen == [("Collecting aiohttp", False), ("Successfully installed aiohttp", True)]
+    assert r.stdout == "Collecting aiohttp\nSuccessfully installed aiohttp\n"

@@ -78,10 +78,18 @@ def spawn_holding(path: Path, *argv: str, **kw: Any) -> subprocess.Popen[str]:
     return proc
 
 
+# Commands that start nothing that outlives them: run in this process (click's CliRunner), faster
+# and with the real code under the test's monkeypatches.  start/stop/restart spawn and signal
+# processes, so they run as a user runs them, in a child.
+IN_PROCESS = frozenset({"status", "doctor", "env", "stats", "classify"})
+
+
 def run_cli(
     *args: str, timeout: float = 60, env: dict[str, str] | None = None, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m proxy ARGS`` as a user runs it, in the test's isolated HOME."""
+    """``switchyard ARGS`` in the test's isolated HOME: in process for IN_PROCESS commands, else ``python -m proxy``."""
+    if args and args[0] in IN_PROCESS and not kw:
+        return _invoke(list(args), env)
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONPATH"] = str(REPO)
     return subprocess.run(
@@ -95,6 +103,23 @@ def run_cli(
         check=False,
         **kw,
     )
+
+
+def _invoke(args: list[str], env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    from click.testing import CliRunner
+
+    from proxy.cli import cli
+
+    saved = dict(os.environ)  # the commands apply the env file to os.environ: undone after
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(["switchyard", *args], result.exit_code, result.stdout, result.stderr)
 
 
 # ---------------------------------------------------------------- tests of the shared pieces

@@ -287,7 +287,7 @@ def start(config_path: str | None, timeout: float) -> None:
 def stop(config_path: str | None, timeout: float | None, force: bool) -> None:
     """Stop the proxy (in-flight answers get the grace period to finish).
 
-    A pidfile is trusted only if its PID is alive and is Switchyard, and it is never removed
+    A pidfile is trusted only while its process holds its lock, and it is never removed
     while that process still runs.
     """
     from proxy.ops import lifecycle
