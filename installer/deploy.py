@@ -14,7 +14,7 @@ Two modes, chosen with ``--venv-mode``:
     ``python -m venv --without-pip``, Switchyard's own packages (``proxy``, ``templates``, and
     ``installer`` and ``uninstaller`` for the deployed ``uninstall.py``) *copied* into its
     site-packages, and a ``.pth`` file that puts the site-packages of the interpreter running the
-    installer on its path for the third-party libraries (aiohttp, httpx, ...).  It takes well under
+    installer on its path for the third-party libraries (aiohttp, click, ...).  It takes well under
     a second, and the service still does not depend on the checkout, but it *does* depend on that
     interpreter's environment staying in place.  Tests use it; so can a user whose installer
     interpreter is itself a dedicated environment.  It is refused when those
@@ -53,7 +53,7 @@ MANIFEST = "switchyard-deploy.json"
 PACKAGES = ("proxy", "templates", "installer", "uninstaller")
 DISTRIBUTION = "switchyard"
 
-RUNTIME_DEPS = ("aiohttp", "httpx", "click", "jinja2", "ruamel.yaml")
+RUNTIME_DEPS = ("aiohttp", "click", "jinja2", "ruamel.yaml")
 
 
 class DeployError(Exception):
