@@ -86,3 +86,19 @@ def test_resolve_reports_every_problem_and_skips_what_depends_on_a_failed_answer
     assert any(p.startswith("port must be between 1 and 65535") for p in problems)
     # local_model, the key and the cloud models need a live server: not checked, not reported twice.
     assert not any(p.startswith(("local_model", "litellm_key", "cloud_simple_model")) for p in problems)
+
+
+def test_the_proof_request_blames_the_fields_only_when_a_plain_request_passes() -> None:
+    from installer.cli import prove_fix_failure
+    from installer.probes import FieldsVerdict
+    from proxy.host.http_probe import HttpResult
+
+    not_found = HttpResult(404, b'{"error": {"message": "litellm.NotFoundError: no such route /v1/chat"}}')
+    backend = prove_fix_failure(FieldsVerdict(not_found, None), "cloud-simple", [])
+    assert "fails even a plain 1-token request to cloud-simple (HTTP 404: litellm.NotFoundError" in backend
+    assert "model_name 'cloud-simple'" in backend and "not the thinking fields" in backend
+    rejected = HttpResult(400, b'{"error": {"message": "Extra inputs are not permitted"}}')
+    fields = prove_fix_failure(FieldsVerdict(HttpResult(200, b"{}"), rejected, ("reasoning",)), "cloud-simple", [])
+    assert "a plain request to cloud-simple passes" in fields and "getting through the entry" in fields
+    assert fields.endswith(": reasoning.")
+    assert not FieldsVerdict(not_found, None).fields_blamed and FieldsVerdict(HttpResult(200), rejected).fields_blamed
