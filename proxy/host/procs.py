@@ -60,10 +60,10 @@ class Stop(enum.Enum):
         return self in (Stop.STOPPED, Stop.KILLED)
 
 
-def _signal(pid: int, sig: int, group: bool) -> bool:
+def _signal(pid: int, sig: int) -> bool:
     """False when we may not signal it; a process already gone is fine."""
     try:
-        (os.killpg if group else os.kill)(pid, sig)
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
     except PermissionError:
@@ -71,15 +71,18 @@ def _signal(pid: int, sig: int, group: bool) -> bool:
     return True
 
 
-def stop(pid: int, grace_s: float, *, force: bool = True, kill_wait_s: float = 5.0, group: bool = False) -> Stop:
-    """SIGTERM ``pid`` (its whole process group with ``group``), wait ``grace_s``, then SIGKILL when ``force``."""
-    if not _signal(pid, signal.SIGTERM, group):
+def stop(pid: int, grace_s: float, *, force: bool = True, kill_wait_s: float = 5.0) -> Stop:
+    """SIGTERM ``pid``, wait ``grace_s`` for it to be gone, then SIGKILL it when ``force``.
+
+    (A child's whole process group, grandchildren included, is stopped by installer.child.)
+    """
+    if not _signal(pid, signal.SIGTERM):
         return Stop.DENIED
     if wait_gone(pid, grace_s):
         return Stop.STOPPED
     if not force:
         return Stop.RUNNING
-    if not _signal(pid, signal.SIGKILL, group):
+    if not _signal(pid, signal.SIGKILL):
         return Stop.DENIED
     return Stop.KILLED if wait_gone(pid, kill_wait_s) else Stop.SURVIVED
 
