@@ -34,9 +34,12 @@ def state(pid: int) -> str | None:
 
 
 def gone(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-    return state(pid) in (None, "Z", "X")
+    st = state(pid)
+    if st in ("Z", "X"):
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)  # our child: reap it, so no zombie is left behind
+        return True
+    return st is None
 
 
 def wait_gone(pid: int, timeout: float) -> bool:
