@@ -16,6 +16,7 @@ from proxy.capabilities import UNKNOWN, LocalCapabilities
 from proxy.config import LocalConfig
 from proxy.host.envfile import render_env
 from proxy.host.http_probe import HttpResult
+from proxy.host.paths import Paths
 from proxy.host.procs import listeners
 from proxy.ops import doctor as d
 from proxy.ops.checks import Check, from_finding, render
@@ -130,12 +131,15 @@ def test_a_decision_log_that_recovered_is_writable() -> None:
 
 def test_config_that_does_not_load_and_literal_home(user_paths: UserPaths) -> None:
     config = write_setup(user_paths, port=1)
-    config.write_text(config.read_text().replace(str(user_paths.state), "$HOME/.local/state"))
+    text = config.read_text().replace(str(user_paths.state), "$HOME/.local/state")
+    lines = [('pidfile = "~/switchyard.pid"' if ln.startswith("pidfile =") else ln) for ln in text.splitlines()]
+    config.write_text("\n".join(lines) + "\n")
+    pid_line = next(n for n, ln in enumerate(lines, 1) if ln.startswith("pidfile ="))
     res = run_cli("doctor", "--no-cloud")
     assert res.returncode == 1
     assert "variables and '~' are not expanded" in lines_for(res.stdout, "config loads")
     home_line = lines_for(res.stdout, "no literal $HOME")
-    assert home_line.startswith("✗") and "pidfile (line 4)" in home_line and "decisions" in home_line
+    assert home_line.startswith("✗") and f"pidfile (line {pid_line})" in home_line and "decisions" in home_line
     assert "the rest: needs a config that loads" in res.stdout
 
 
@@ -152,7 +156,7 @@ def test_stale_pidfile_and_unit_without_cleanup(user_paths: UserPaths) -> None:
     write_setup(user_paths, port=1)
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        pid_path = user_paths.state / "switchyard" / "switchyard.pid"
+        pid_path = Paths.from_env().pidfile
         stale_pidfile(pid_path, sleeper.pid)
         unit = user_paths.config / "systemd" / "user" / "switchyard.service"
         unit.parent.mkdir(parents=True)

@@ -44,7 +44,7 @@ def spawned() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
 
 def _pidfile(up: UserPaths) -> Path:
-    return up.state / "switchyard" / "switchyard.pid"
+    return Paths.from_env().pidfile  # the installer's config names the one default
 
 
 def _stop_quietly() -> None:

@@ -14,6 +14,7 @@ import pytest
 from proxy.capabilities import UNKNOWN, LocalCapabilities, capabilities_json
 from proxy.config import LocalConfig
 from proxy.host.http_probe import HttpResult
+from proxy.host.paths import Paths
 from proxy.host.procs import listeners
 from proxy.host.systemd import UnitState
 from proxy.ops.checks import render
@@ -156,7 +157,7 @@ def test_status_when_stopped_with_a_stale_pidfile_and_a_stranger_on_the_port(
     stranger = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        stale_pidfile(user_paths.state / "switchyard" / "switchyard.pid", stranger.pid)
+        stale_pidfile(Paths.from_env().pidfile, stranger.pid)
         deadline = time.monotonic() + 10
         while not listeners(port)[0] and time.monotonic() < deadline:
             time.sleep(0.05)

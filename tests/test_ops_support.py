@@ -32,36 +32,47 @@ def write_setup(
     routing_extra: str = "",
     env_mode: int = 0o600,
 ) -> Path:
-    """The installer's layout in the test's HOME: config.toml and the env file beside it."""
+    """The installer's layout in the test's HOME: its real render of config.toml, and the env file beside it.
+
+    ``pidfile``/``decisions`` False leave those lines out; ``routing_extra`` goes into ``[routing]``,
+    ``extra`` at the end (in ``[log]``).
+    """
+    from installer import render
+
     cfg_dir = up.config / "switchyard"
     cfg_dir.mkdir(parents=True, exist_ok=True)
-    state = up.state / "switchyard"
-    lines = [
-        "[listen]",
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        f'pidfile = "{state / "switchyard.pid"}"' if pidfile else "",
-        "shutdown_grace_s = 2.0",
-        "[local]",
-        f'base_url = "{local_url}"',
-        f'model = "{model}"',
-        "[cloud]",
-        f'base_url = "{cloud_url}"',
-        'simple_model = "cloud-simple"',
-        'complex_model = "cloud-complex"',
-        "[routing]",
-        "classify_timeout_s = 5.0",
-        routing_extra,
-        "[log]",
-        f'decisions = "{state / "decisions.jsonl"}"' if decisions else "",
-        extra,
-    ]
+    ri = render.RenderInput(
+        paths=Paths.from_env(), local_base_url=local_url, local_model=model, litellm_url=cloud_url,
+        cloud_simple_model="cloud-simple", cloud_complex_model="cloud-complex", port=port,
+        launcher_name="claude-routed", long_context_threshold=60000, classify_timeout_s=5.0, classify_max_tokens=8192,
+        router_key_env="SWITCHYARD_ROUTER_KEY", litellm_key_env="SWITCHYARD_LITELLM_KEY",
+    )  # fmt: skip
+    lines: list[str] = []
+    for line in render.render_config(ri).decode().splitlines():
+        if (line.startswith("pidfile =") and not pidfile) or (line.startswith("decisions =") and not decisions):
+            continue
+        lines.append(line)
+        if line == "[listen]":
+            lines.append("shutdown_grace_s = 2.0")  # the tests' stops need not wait the default grace
+        elif line == "[routing]" and routing_extra:
+            lines.append(routing_extra)
+    lines.append(extra)
     config = cfg_dir / "config.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env = cfg_dir / "env"
     env.write_bytes(render_env({"SWITCHYARD_ROUTER_KEY": ROUTER_KEY, "SWITCHYARD_LITELLM_KEY": CLOUD_KEY}))
     env.chmod(env_mode)
     return config
+
+
+def deployed_venv(paths: Paths) -> Path:
+    """An inherit-style venv where the installer deploys one (this checkout and this interpreter's libraries)."""
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(paths.venv_dir)], check=True, timeout=120)
+    site = next((paths.venv_dir / "lib").glob("python3*/site-packages"))
+    (site / "switchyard-deps.pth").write_text(f"{REPO}\n{sysconfig.get_paths()['purelib']}\n", encoding="utf-8")
+    return paths.venv_python
 
 
 def stale_pidfile(path: Path, pid: int) -> None:

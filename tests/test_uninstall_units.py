@@ -249,17 +249,14 @@ def test_litellm_config_behind_a_symlink_keeps_its_link(tmp_path: Path) -> None:
 def test_uninstall_py_runs_under_an_isolated_python_without_site_packages() -> None:
     """``python3 -I -S uninstall.py``: no third-party package, no PYTHONPATH, not even the script's own
     directory on the path; it hands over to the deployed venv's Python, or says in one line what to do."""
-    import sysconfig
+    from tests.test_ops_support import deployed_venv
 
     argv = [sys.executable, "-I", "-S", str(REPO / "uninstall.py"), "--dry-run"]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "uninstall: cannot import" in r.stderr and "no Switchyard virtual environment was found" in r.stderr
     # An inherit-style venv where the installer deploys one: the script re-runs itself with it.
-    venv = Paths.from_env().venv_dir
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "switchyard-deps.pth").write_text(f"{REPO}\n{sysconfig.get_paths()['purelib']}\n")
+    deployed_venv(Paths.from_env())
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert "No Switchyard journal" in r.stdout
