@@ -1,60 +1,20 @@
 #!/usr/bin/env python3
-"""Undo Switchyard's install: ``python uninstall.py [--dry-run] [--yes] [--purge]``.
+"""Undo Switchyard's install: ``python3 uninstall.py [--dry-run] [--yes] [--purge]``.
 
-Runs from the checkout or from a deployed copy (``$XDG_DATA_HOME/switchyard/uninstall.py``).  The
-work is done by the ``uninstaller`` package, which needs ``installer``, ``proxy`` and ruamel.yaml.
-From the checkout those are beside this file; elsewhere (or with an interpreter that lacks the
-libraries) this script re-runs itself with the deployed virtual environment's Python, which has
-them installed, so a deployed copy depends on neither the checkout nor the user's environment.
-Only the standard library is used before that hand-over.
+The logic is :mod:`uninstaller.bootstrap` (standard library only until it hands over to the
+``uninstaller`` package, re-running itself with the deployed venv's Python when this interpreter
+lacks the libraries); the installer deploys that file as ``$XDG_DATA_HOME/switchyard/uninstall.py``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-_REEXEC_MARK = "SWITCHYARD_UNINSTALL_REEXEC"
+# Not sys.path[0] alone: under ``python3 -I`` (or -P) the script's directory is not on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _venv_pythons() -> list[Path]:
-    here = Path(__file__).resolve().parent
-    found = [here / "venv" / "bin" / "python"]
-    home = os.environ.get("HOME", "")
-    data = os.environ.get("XDG_DATA_HOME", "")
-    if not (data and Path(data).is_absolute()) and home:
-        data = str(Path(home) / ".local" / "share")
-    if data:
-        found.append(Path(data) / "switchyard" / "venv" / "bin" / "python")
-    return found
-
-
-def _bootstrap() -> None:
-    try:
-        import ruamel.yaml  # noqa: F401
-
-        import installer.journal  # noqa: F401
-        import proxy.pidfile  # noqa: F401
-        import uninstaller.cli  # noqa: F401
-    except ImportError as exc:
-        missing = exc.name or str(exc)
-    else:
-        return
-    if not os.environ.get(_REEXEC_MARK):
-        for py in _venv_pythons():
-            if py.exists() and Path(sys.executable).absolute() != py.absolute():
-                env = dict(os.environ, **{_REEXEC_MARK: "1"})
-                os.execve(str(py), [str(py), str(Path(__file__).resolve()), *sys.argv[1:]], env)  # noqa: S606
-    sys.stderr.write(
-        f"uninstall: cannot import {missing} with {sys.executable}, and no Switchyard virtual environment was found "
-        "to run with; run this script with the Python you installed Switchyard with\n"
-    )
-    raise SystemExit(2)
-
+from uninstaller.bootstrap import main
 
 if __name__ == "__main__":
-    _bootstrap()
-    from uninstaller.cli import run
-
-    run()
+    main()

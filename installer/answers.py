@@ -192,7 +192,7 @@ def static_problems(ans: Answers, *, require_all: bool) -> list[str]:
         "local_url",
         "local_model",
         "litellm_url",
-        "litellm_config",
+        # litellm_config is not required: without it, the config of the LiteLLM at litellm_url is used.
         "cloud_simple_model",
         "cloud_complex_model",
         "litellm_restart",

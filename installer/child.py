@@ -13,8 +13,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 GRACE_S = 3.0
 
@@ -58,19 +59,26 @@ def run(
     shell: bool = False,
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Like ``subprocess.run(..., capture_output=True, text=True)``, the child in its own process group.
 
-    On any interruption of the wait (KeyboardInterrupt, the installer's signal exceptions,
+    With ``on_line``, each line of its output (stdout and stderr together) is handed over as it
+    comes (progress for a long pip run) and the result's ``stdout`` holds all of it.  On any
+    interruption of the wait (KeyboardInterrupt, the installer's signal exceptions,
     ``subprocess.TimeoutExpired``) the whole group is stopped before the exception propagates.
     """
     proc = subprocess.Popen(
         argv, shell=shell, cwd=cwd, env=dict(env) if env is not None else None,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if on_line is not None else subprocess.PIPE, text=True,
         start_new_session=True,
     )
     try:
-        out, err = proc.communicate(timeout=timeout)
+        if on_line is None:
+            out, err = proc.communicate(timeout=timeout)
+        else:
+            out, err = _stream(proc, timeout, on_line), ""
     except BaseException:
         try:
             stop_group(proc)
@@ -79,3 +87,21 @@ def run(
             raise
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _stream(proc: subprocess.Popen[str], timeout: float, on_line: Callable[[str], None]) -> str:
+    """Read ``proc``'s output line by line (a reader thread, so the timeout holds), handing each over."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    stdout = proc.stdout
+
+    def read() -> None:
+        for line in stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    proc.wait(timeout=timeout)
+    reader.join(timeout=5)
+    return "".join(lines)

@@ -4,8 +4,9 @@ One :class:`Installer` object per run (copier-style): its fields mirror the CLI 
 ask -> resolve (read-only probes) -> plan (render everything in memory, compare with disk) -> show
 -> apply only what changed, step by step, journaled, rolled back on any failure or SIGTERM.
 
-Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT while applying roll back; while rolling back they are
-deferred (the rollback finishes), and the run exits 128+signum of the signal that stopped it.
+Signals (:mod:`installer.signals`): SIGINT, SIGTERM, SIGHUP and SIGQUIT while applying roll back;
+while rolling back they are deferred (the rollback finishes), and the run then ends by the signal
+that stopped it.  A step the user declines rolls back too, and exits 130 ("cancelled").
 
 Test hook: ``SWITCHYARD_INSTALL_FAIL_AT=<step>`` makes the run fail right after ``<step>`` did its
 work, ``SWITCHYARD_INSTALL_FAIL_AT=sigterm:<step>`` (or ``sigint``, ``sighup``, ``sigquit``) sends the
@@ -13,67 +14,49 @@ installer that signal there (``rollback`` is a step too: the start of the rollba
 ``litellm_restart_command`` is between the restart command and the wait for LiteLLM; several specs
 may be given, comma-separated), and
 ``SWITCHYARD_INSTALL_FAIL_AT=kill:<step>`` SIGKILLs it there (no rollback: a partial journal, as the
-uninstaller must handle).  All are honoured only while ``PYTEST_CURRENT_TEST`` is set (i.e. under
-pytest).  Steps: see ``STEPS``.
+uninstaller must handle).  The suite sets it; nobody else has a reason to.  Steps: see ``STEPS``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 
 from installer import answers as answers_mod
-from installer import child, probes, render, service
+from installer import child, probes, questions, render, service_start, signals
 from installer import deploy as deploy_mod
-from installer.answers import Answers, AnswersError
+from installer.answers import AnswersError
 from installer.dialect import propose_local_api
 from installer.journal import Journal, JournalError
-from installer.litellm_yaml import (
-    DROP_FIELDS,
-    Entry,
-    FilePatch,
-    LiteLLMConfig,
-    LiteLLMConfigError,
-    entries_for_models,
-    load_litellm_config,
-    plan_patch,
-)
-from installer.paths import UNIT_NAME, Paths, PathsError
-from installer.plan import FileChange, colour_diff
+from installer.journal_actions import RestartLiteLLM
+from installer.litellm_yaml import DROP_FIELDS, Entry, LiteLLMConfigError, plan_patch
+from installer.plan import FileChange, Plan, colour_diff
+from installer.questions import Resolved, existing_env, local_findings
 from installer.rollback import rollback
+from installer.signals import Terminated
 from proxy import local_advice
-from proxy.capabilities import UNKNOWN as UNKNOWN_CAPS
-from proxy.capabilities import LocalCapabilities, probe_url
+from proxy.capabilities import LocalCapabilities
 from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_HASH_KEY_ENV, DEFAULT_ROUTER_KEY_ENV, LocalConfig
-from proxy.local_advice import Finding
+from proxy.host import pidfile, systemd
+from proxy.host.envfile import EnvFileError, render_env
+from proxy.host.http_probe import PROBE_FIELDS
+from proxy.host.paths import UNIT_NAME, Paths, PathsError
 
 STEPS = ("litellm_yaml", "litellm_restart", "secrets", "render", "deploy", "service", "classifier", "answers")
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 ROLLBACK_LITELLM_WAIT_S = 90.0
-
-
-def _exit_code(exc: BaseException, deferred: list[int]) -> int:
-    """How a rolled-back run exits: 128+signum for the signal that stopped it, else 1 (or 130 when declined)."""
-    if isinstance(exc, Terminated):
-        return 128 + exc.signum
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_CANCELLED  # 128 + SIGINT
-    return 128 + deferred[0] if deferred else 1
 
 
 class StepFailed(Exception):
@@ -84,18 +67,16 @@ class Declined(Exception):
     """The user chose to stop before anything was written (exits like any other decline)."""
 
 
-class Terminated(BaseException):
-    """SIGTERM, SIGHUP or SIGQUIT arrived: unwinds like KeyboardInterrupt so the rollback runs."""
+class StepDeclined(Exception):
+    """The user answered no to a step of the apply phase: the run is rolled back (not a signal)."""
 
-    def __init__(self, signum: int = signal.SIGTERM) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    def __init__(self, step: str) -> None:
+        super().__init__(f"you declined the {step} step")
+        self.step = step
 
 
 def _inject(step: str) -> None:
     """The test hook (see the module docstring); ``SPEC`` may list several, comma-separated."""
-    if "PYTEST_CURRENT_TEST" not in os.environ:
-        return
     for spec in os.environ.get("SWITCHYARD_INSTALL_FAIL_AT", "").split(","):
         kind, _, where = spec.rpartition(":")
         if where != step:
@@ -110,50 +91,6 @@ def _inject(step: str) -> None:
             os.kill(os.getpid(), signum)
             if step != "rollback":  # during the rollback the signal is deferred: go on
                 time.sleep(10)
-
-
-# SIGINT raises KeyboardInterrupt (Python's default); these raise Terminated.  All four roll back.
-TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-DEFERRED = (signal.SIGINT, *TERMINATING)
-PLEASE_WAIT = b"installer: rolling back, please wait\n"
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While applying: SIGTERM, SIGHUP and SIGQUIT raise :class:`Terminated` (SIGINT: KeyboardInterrupt)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated(signum)
-
-    old = {s: signal.signal(s, handler) for s in TERMINATING}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def _defer_signals() -> tuple[list[int], Callable[[], None]]:
-    """While rolling back: SIGINT/SIGTERM/SIGHUP/SIGQUIT are recorded, not acted on (a rollback must finish).
-
-    The first one says "rolling back, please wait" (with ``os.write``: safe in a handler).  Returns
-    the list of signals received and a function that puts the previous handlers back.
-    """
-    got: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not got:
-            with contextlib.suppress(OSError):
-                os.write(2, PLEASE_WAIT)
-        got.append(signum)
-
-    old = {s: signal.signal(s, handler) for s in DEFERRED}
-
-    def restore() -> None:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-    return got, restore
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,127 +125,28 @@ class Out:
 # resolved answers
 
 
-@dataclass
-class Resolved:
-    """Answers plus everything learned from the live services (read-only)."""
-
-    ans: Answers
-    litellm_key: str
-    local_models: list[str]
-    cloud_models: list[str]
-    litellm_cfg: LiteLLMConfig
-    entries: list[Entry]
-    # What the local server can take, probed once the URL and model are known.
-    local_caps: LocalCapabilities = UNKNOWN_CAPS
-
-    @property
-    def local_findings(self) -> list[Finding]:
-        return local_findings(self.local_caps, self.ans.local_context_tokens or 0)
-
-
-@dataclass
-class Plan:
-    files: list[FileChange]
-    yaml_patches: list[FilePatch]
-    deploy: deploy_mod.DeployPlan
-    env_values: dict[str, str]
-    router_key: str
-    manager: str | None
-    service_action: str  # "start", "restart" or "none"
-    restart_litellm: bool
-    port: int
-    notes: list[str] = field(default_factory=list)
-    # local.api and why (installer.dialect).
-    local_api: str = "openai"
-    local_api_why: str = ""
-
-    def file(self, role: str) -> FileChange:
-        return next(f for f in self.files if f.role == role)
-
-    @property
-    def yaml_changed(self) -> bool:
-        return any(p.changed for p in self.yaml_patches)
-
-    @property
-    def nothing_to_do(self) -> bool:
-        return (
-            not self.yaml_changed
-            and not any(f.changed for f in self.files)
-            and not self.deploy.needed
-            and self.service_action == "none"
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # what the local server can take (proxy/local_advice.py: the same words as status and doctor)
 
 TAKES_NOTHING = "Every Claude Code main request will go to the cloud until you fix the local server"
 
 
-def probe_local(url: str, model: str) -> LocalCapabilities:
-    """The local server's capabilities for ``model`` (bounded; never raises: unknown when it finds nothing)."""
-    return asyncio.run(probe_url(probes.v1_base(url), model))
-
-
-def local_findings(caps: LocalCapabilities, context_tokens: int = 0) -> list[Finding]:
-    """The findings for the config the installer writes (its local.context_tokens, the default reserve)."""
-    return local_advice.findings(caps, local_advice.reserve_for(LocalConfig()), context_tokens)
-
-
-# ---------------------------------------------------------------------------------------------
-# field checks (shared by the prompts and the non-interactive path)
-
-
-def check_port(port: int, paths: Paths, current_key: str) -> str | None:
-    if probes.port_free(port):
-        return None
-    from proxy.pidfile import live_pid
-
-    if live_pid(paths.pidfile) is not None:
-        return None
-    if current_key and probes.router_health(port, current_key)[0] == 200:
-        return None
-    return f"port {port} is in use by another program; choose another port (--port)"
-
-
-def existing_env(paths: Paths) -> dict[str, str]:
-    try:
-        return render.parse_env_file(paths.env_file.read_bytes())
-    except OSError:
-        return {}
-
-
 def _abs(path: str) -> str:
     return str(Path(path).expanduser().absolute())
 
 
-def default_cloud_entries(cfg: LiteLLMConfig, ans: Answers) -> list[Entry]:
-    names = [n for n in (ans.cloud_simple_model, ans.cloud_complex_model) if n]
-    return entries_for_models(cfg, names, exclude_api_base=ans.local_url or "")
-
-
-def chosen_entries(cfg: LiteLLMConfig, ans: Answers) -> tuple[list[Entry], list[str]]:
-    if ans.cloud_entries:
-        problems = [
-            f"cloud_entries: {n!r} is not a model_name in {cfg.main.path}"
-            for n in ans.cloud_entries
-            if not entries_for_models(cfg, [n])
-        ]
-        entries = entries_for_models(cfg, ans.cloud_entries)
-        if ans.local_model:
-            local = [e for e in entries if e.model_name == ans.local_model]
-            if local:
-                problems.append(
-                    f"cloud_entries: {ans.local_model!r} is the local model; its entry never gets the drop list"
-                )
-        return entries, problems
-    entries = default_cloud_entries(cfg, ans)
-    if not entries:
-        return [], [
-            f"no entry in {cfg.main.path} serves {ans.cloud_simple_model!r} or {ans.cloud_complex_model!r} "
-            "(models added through the LiteLLM UI are not in the YAML); list them with cloud_entries"
-        ]
-    return entries, []
+def prove_fix_failure(verdict: probes.FieldsVerdict, model: str, entries: list[Entry]) -> str:
+    """What a failed proof request means: the backend itself, or the fields getting through (never both)."""
+    entry = next((e.describe() for e in entries if e.model_name == model), f"model_name {model!r}")
+    if not verdict.plain.ok:
+        return (f"LiteLLM fails even a plain 1-token request to {model} ({verdict.plain.describe()}: "
+                f"{verdict.plain.message(160)}); the entry {entry} or its backend is at fault, not the thinking "
+                "fields: fix that entry in LiteLLM's config, then run the installer again.")
+    assert verdict.with_fields is not None
+    which = ", ".join(verdict.through) if verdict.through else "(none alone; only the combination)"
+    return (f"a plain request to {model} passes but one carrying {', '.join(PROBE_FIELDS)} fails "
+            f"({verdict.with_fields.describe()}: {verdict.with_fields.message(160)}): field(s) getting through "
+            f"the entry {entry}: {which}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,66 +188,16 @@ class Installer:
         ans, problems = answers_mod.layer(self.flags, file_values, self.previous_answers())
         if problems:
             raise AnswersError(problems)
+        run = questions.Run(self.paths, ans)
         if self.interactive:
             from installer.prompts import ask_all
 
-            return ask_all(self, ans)
-        return self.resolve_noninteractive(ans)
+            def on_local_caps(caps: LocalCapabilities) -> None:
+                self.show_local(caps, notes=False, context_tokens=run.ans.local_context_tokens or 0)
+                self.accept_local(caps, run.ans.local_context_tokens or 0)
 
-    def litellm_key_from_env(self, ans: Answers) -> str:
-        name = ans.litellm_key_env or answers_mod.DEFAULT_LITELLM_KEY_ENV
-        return os.environ.get(name, "")
-
-    def resolve_noninteractive(self, ans: Answers) -> Resolved:
-        problems = answers_mod.static_problems(ans, require_all=True)
-        local_models: list[str] = []
-        cloud_models: list[str] = []
-        key = self.litellm_key_from_env(ans)
-        if ans.local_url and not any(p.startswith("local_url") for p in problems):
-            try:
-                local_models = probes.local_models(ans.local_url)
-            except probes.ProbeError as exc:
-                problems.append(f"local_url: {exc}")
-        local_caps = UNKNOWN_CAPS
-        if ans.local_model and local_models and ans.local_model not in local_models:
-            problems.append(
-                f"local_model: {ans.local_model!r} is not loaded on {ans.local_url} (loaded: {', '.join(local_models)})"
-            )
-        elif ans.local_url and ans.local_model and local_models:
-            local_caps = probe_local(ans.local_url, ans.local_model)
-        if ans.litellm_url and not any(p.startswith("litellm_url") for p in problems):
-            try:
-                probes.litellm_live(ans.litellm_url)
-                if not key:
-                    problems.append(
-                        f"the LiteLLM key is missing: set {ans.litellm_key_env or 'LITELLM_MASTER_KEY'} "
-                        "in the environment"
-                    )
-                else:
-                    cloud_models = probes.litellm_models(ans.litellm_url, key)
-            except probes.ProbeError as exc:
-                problems.append(f"litellm_url: {exc}")
-        for k in ("cloud_simple_model", "cloud_complex_model"):
-            v = ans.get(k)
-            if v and cloud_models and v not in cloud_models:
-                problems.append(f"{k}: LiteLLM does not expose {v!r} (it has: {', '.join(cloud_models)})")
-        cfg: LiteLLMConfig | None = None
-        entries: list[Entry] = []
-        if ans.litellm_config:
-            try:
-                cfg = load_litellm_config(Path(ans.litellm_config))
-                entries, more = chosen_entries(cfg, ans)
-                problems.extend(more)
-            except LiteLLMConfigError as exc:
-                problems.append(f"litellm_config: {exc}")
-        if ans.port is not None and not any(p.startswith("port") for p in problems):
-            msg = check_port(ans.port, self.paths, existing_env(self.paths).get(DEFAULT_ROUTER_KEY_ENV, ""))
-            if msg:
-                problems.append(f"port: {msg}")
-        if problems:
-            raise AnswersError(problems)
-        assert cfg is not None
-        return Resolved(ans, key, local_models, cloud_models, cfg, entries, local_caps)
+            return ask_all(run, on_local_caps)
+        return questions.resolve(run)
 
     # ---- plan ---------------------------------------------------------------------------------
     def make_plan(self, r: Resolved) -> Plan:
@@ -451,7 +239,7 @@ class Installer:
         )
         p = self.paths
         files = [
-            FileChange.of(p.env_file, render.render_env_file(env_values), 0o600, "env", "secrets", secret=True),
+            FileChange.of(p.env_file, self._env_bytes(env_values), 0o600, "env", "secrets", secret=True),
             FileChange.of(p.config_file, render.render_config(ri), 0o644, "config", "render"),
             FileChange.of(p.unit_file, render.render_unit(ri), 0o644, "unit", "render"),
             FileChange.of(p.launcher(ans.launcher_name), render.render_launcher(ri), 0o755, "launcher", "render"),
@@ -460,12 +248,12 @@ class Installer:
                           brief="a copy of the checkout's uninstall.py, to undo everything later"),
             FileChange.of(p.answers_file, answers_mod.dump_answers(ans), 0o644, "answers", "answers"),
         ]
-        notes: list[str] = []
+        notes: list[str] = list(r.notes)
         launcher = files[3]
         if launcher.old is not None and str(launcher.path) not in self._owned_files():
             raise AnswersError([f"launcher_name: {launcher.path} exists and is not Switchyard's; choose another name"])
         dp = deploy_mod.plan(p.venv_dir, self.venv_mode)
-        manager = service.user_manager_state()
+        manager = systemd.user_manager_answers()
         # Only what the running proxy reads makes a restart worthwhile.
         changed = any(f.changed for f in files if f.role not in ("answers", "uninstaller")) or dp.needed
         running = self._service_running(manager, ans.port, router_key)
@@ -484,6 +272,13 @@ class Installer:
         probe = probes.local_messages_probe(ans.local_url, ans.local_model)
         return propose_local_api(r.local_caps, probe)
 
+    @staticmethod
+    def _env_bytes(values: dict[str, str]) -> bytes:
+        try:
+            return render_env(values)
+        except EnvFileError as exc:
+            raise AnswersError([str(exc)]) from None
+
     def _owned_files(self) -> set[str]:
         from installer import journal as journal_mod
 
@@ -493,15 +288,12 @@ class Installer:
             return set()
         return set(state["files_created"]) if state else set()
 
-    def _service_running(self, manager: str | None, port: int, key: str) -> bool:
-        if manager is not None:
-            proc = subprocess.run(
-                ["systemctl", "--user", "is-active", UNIT_NAME], capture_output=True, text=True, check=False
-            )
-            return proc.stdout.strip() == "active" and probes.router_health(port, key)[0] == 200
-        from proxy.pidfile import live_pid
-
-        return live_pid(self.paths.pidfile) is not None and probes.router_health(port, key)[0] == 200
+    def _service_running(self, manager: bool, port: int, key: str) -> bool:
+        if manager:
+            running = systemd.unit_state(UNIT_NAME).active == "active"
+        else:
+            running = pidfile.live_pid(self.paths.pidfile) is not None
+        return running and probes.router_health(port, key).status == 200
 
     def show_local(self, caps: LocalCapabilities, notes: bool = True, context_tokens: int = 0) -> None:
         """What the local server can take, and each finding that is not OK with its fix."""
@@ -562,7 +354,7 @@ class Installer:
         o.say(f"  {plan.deploy.describe()}")
         if plan.manager:
             verb = {"start": "enable and start", "restart": "restart", "none": "leave running"}[plan.service_action]
-            o.say(f"  systemd user manager ({plan.manager}): {verb} {UNIT_NAME}")
+            o.say(f"  systemd user manager: {verb} {UNIT_NAME}")
         else:
             verb = {"start": "start", "restart": "restart", "none": "leave running"}[plan.service_action]
             o.say(f"  no systemd user manager answers here: {verb} the proxy in the background "
@@ -581,21 +373,22 @@ class Installer:
     def apply(self, r: Resolved, plan: Plan) -> None:
         journal = Journal(self.paths.journal_file, self.paths.backups_dir)
         url = (r.ans.litellm_url or "").rstrip("/")
-        restarter = service.restart_waiter(url, after_command=lambda: _inject("litellm_restart_command"))
+        restarter = service_start.restart_waiter(url, after_command=lambda: _inject("litellm_restart_command"))
         # After a rollback LiteLLM must answer again before "Rolled back" (bounded).
-        rollback_restarter = service.restart_waiter(url, ROLLBACK_LITELLM_WAIT_S)
+        rollback_restarter = service_start.restart_waiter(url, ROLLBACK_LITELLM_WAIT_S)
         try:
-            with _sigterm_raises():
+            with signals.terminating_raises():
                 self._apply_steps(r, plan, journal, restarter)
                 deploy_mod.drop_previous(journal)
                 journal.finish("complete")
         except (Exception, KeyboardInterrupt, Terminated) as exc:
             # First of all: a second signal must not abort the rollback.
-            got, restore = _defer_signals()
+            got, restore = signals.defer()
+            signum = signals.signum_of(exc)
             if isinstance(exc, Terminated):
                 why = f"terminated ({signal.Signals(exc.signum).name})"
             else:
-                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+                why = "interrupted" if signum is not None else str(exc)
             try:
                 self.out.err(f"install stopped: {why}")
                 self.out.say("Rolling back what this run changed ...", fg="yellow")
@@ -609,11 +402,15 @@ class Installer:
                     self.out.say("Rolled back: the files are as they were before this run.", fg="yellow")
             finally:
                 restore()
-            raise SystemExit(_exit_code(exc, got)) from None
+            if signum is None and got:
+                signum = got[0]  # a signal during a rollback that a failure started
+            if signum is not None:
+                signals.exit_by_signal(signum)
+            raise SystemExit(EXIT_CANCELLED if isinstance(exc, StepDeclined) else 1) from None
 
     def _step(self, name: str, question: str, fn: Callable[[], None]) -> None:
         if not self.confirm(question):
-            raise KeyboardInterrupt()
+            raise StepDeclined(name)
         fn()
         _inject(name)
 
@@ -640,7 +437,7 @@ class Installer:
             assert ans.litellm_restart is not None
             # Journaled first: interrupted mid-restart, the rollback restarts LiteLLM on the restored
             # config and waits for it (it may be down or still running the patched file).
-            journal.action("litellm_restart", command=ans.litellm_restart)
+            journal.record(RestartLiteLLM(ans.litellm_restart))
             restarter(ans.litellm_restart)
             o.ok("LiteLLM restarted")
             self._prove_fix(r)
@@ -651,10 +448,13 @@ class Installer:
             if plan.yaml_changed:
                 o.warn("restart LiteLLM yourself now: the new drop settings apply only after a restart")
             else:
-                probe = probes.thinking_probe(ans.litellm_url or "", r.litellm_key, ans.cloud_simple_model or "")
-                if not probe.ok:
-                    o.warn(f"LiteLLM still rejects a request carrying {', '.join(DROP_FIELDS)} "
-                           f"(HTTP {probe.status}); has it been restarted since the config was patched?")
+                model = ans.cloud_simple_model or ""
+                verdict = probes.fields_verdict(ans.litellm_url or "", r.litellm_key, model)
+                if verdict.fields_blamed:
+                    o.warn(f"LiteLLM still rejects a request carrying {', '.join(DROP_FIELDS)}; has it been "
+                           "restarted since the config was patched?")
+                elif not verdict.ok:
+                    o.warn(prove_fix_failure(verdict, model, r.entries))
             _inject("litellm_restart")
 
         for step, question, roles in (
@@ -677,7 +477,7 @@ class Installer:
 
         def deploy_step() -> None:
             if plan.deploy.needed:
-                deploy_mod.deploy(plan.deploy, journal, self.wheelhouse)
+                deploy_mod.deploy(plan.deploy, journal, self.wheelhouse, progress=self._pip_line)
                 o.ok(f"deployed the proxy into {plan.deploy.venv}")
             if script.changed:
                 journal.write_file(script.path, script.new, script.mode, step="deploy", role="uninstaller")
@@ -705,6 +505,11 @@ class Installer:
             journal.write_file(ans_file.path, ans_file.new, ans_file.mode, step="answers", role="answers")
         _inject("answers")
 
+    def _pip_line(self, line: str) -> None:
+        """pip's progress, as it comes: one dim line per step (its indented detail is left out)."""
+        if line.strip() and not line.startswith(" "):
+            self.out.say(f"    pip: {line[:150]}", dim=True)
+
     def _validate_litellm(self, config: Path) -> None:
         import shutil
 
@@ -720,17 +525,12 @@ class Installer:
 
     def _prove_fix(self, r: Resolved) -> None:
         url, key, model = r.ans.litellm_url or "", r.litellm_key, r.ans.cloud_simple_model or ""
-        probe = probes.PROBE_FIELDS
-        result = probes.thinking_probe(url, key, model)
-        if result.ok:
-            self.out.ok(f"a 1-token request to {model} carrying {', '.join(probe)} now succeeds")
+        verdict = probes.fields_verdict(url, key, model)
+        if verdict.ok:
+            self.out.ok(f"a 1-token request to {model} carrying {', '.join(PROBE_FIELDS)} now succeeds")
             return
-        through = [f for f in probe if not probes.thinking_probe(url, key, model, (f,)).ok]
-        which = ", ".join(through) if through else "(none alone; only the combination)"
-        raise StepFailed(
-            f"LiteLLM still fails the check request (HTTP {result.status}): field(s) getting through: {which}. "
-            f"The config backup is restored and LiteLLM restarted again. Detail: {result.detail[:160]}"
-        )
+        raise StepFailed(prove_fix_failure(verdict, model, r.entries) +
+                         " The config backup is restored and LiteLLM restarted again.")
 
     def _run_service(self, plan: Plan, journal: Journal) -> None:
         o = self.out
@@ -741,16 +541,17 @@ class Installer:
         o.ok("systemd-analyze verify --user: unit is valid")
         port = plan.port
         if plan.manager:
-            res = service.start_systemd(journal, self.paths, port, plan.router_key, plan.service_action == "restart")
+            restart = plan.service_action == "restart"
+            res = service_start.start_systemd(journal, self.paths, port, plan.router_key, restart)
             o.ok(res.message)
-            linger = service.linger_enabled()
+            linger = systemd.linger()
             if linger is False:
                 o.warn(f"lingering is off: the service starts at your login, not at boot. For start at boot an "
                        f"administrator must run: loginctl enable-linger {getpass.getuser()}")
         else:
             o.warn("no systemd user manager answers here (container or CI?): the unit is written and verified, "
                    "and the proxy is started in the background instead (it will not start at boot)")
-            res = service.start_background(journal, self.paths, port, plan.env_values, plan.router_key)
+            res = service_start.start_background(journal, self.paths, port, plan.env_values, plan.router_key)
             o.ok(res.message)
 
     def _classifier_step(self, r: Resolved) -> None:
@@ -776,7 +577,7 @@ def run_classifier_check(r: Resolved, out: Out) -> None:
     import aiohttp
 
     from proxy.classifier import DEFAULT_PROMPT, classify
-    from proxy.config import LocalConfig, RoutingConfig
+    from proxy.config import RoutingConfig
 
     assert r.ans.classify_timeout_s is not None and r.ans.classify_max_tokens is not None
     local = LocalConfig(base_url=probes.v1_base(r.ans.local_url or ""), model=r.ans.local_model or "")
@@ -870,7 +671,7 @@ def main(answers_file: str | None, yes: bool, dry_run: bool, venv_mode: str, whe
         raise SystemExit(EXIT_CANCELLED) from None
     except KeyboardInterrupt:
         out.err("cancelled; nothing was changed")
-        raise SystemExit(EXIT_CANCELLED) from None
+        signals.exit_by_signal(signal.SIGINT)
     inst.show_plan(resolved, plan)
     if plan.nothing_to_do:
         out.head("Nothing to change: Switchyard is installed and running with these answers.")
@@ -887,7 +688,7 @@ def main(answers_file: str | None, yes: bool, dry_run: bool, venv_mode: str, whe
                 raise SystemExit(EXIT_CANCELLED)
         except KeyboardInterrupt:
             out.err("cancelled; nothing was changed")
-            raise SystemExit(EXIT_CANCELLED) from None
+            signals.exit_by_signal(signal.SIGINT)
     inst.apply(resolved, plan)
     summary(inst, resolved, plan)
 

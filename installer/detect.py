@@ -7,44 +7,87 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from proxy.host import procs
+
+
+def _config_arg(pid: int, argv: list[str]) -> Path | None:
+    """The ``--config``/``-c`` file on a LiteLLM command line, made absolute against the process's cwd."""
+    for i, a in enumerate(argv):
+        value = None
+        if a in ("--config", "-c") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith("--config="):
+            value = a.split("=", 1)[1]
+        if value:
+            p = Path(value)
+            if not p.is_absolute():
+                try:
+                    p = Path(f"/proc/{pid}/cwd").resolve() / p
+                except OSError:
+                    return None
+            return p
+    return None
+
+
+def _is_litellm(argv: list[str]) -> bool:
+    return any("litellm" in Path(a).name for a in argv[:3])
 
 
 def _litellm_cmdlines() -> list[tuple[int, list[str]]]:
     out: list[tuple[int, list[str]]] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return out
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            argv = [a.decode("utf-8", "replace") for a in (d / "cmdline").read_bytes().split(b"\0") if a]
-        except OSError:
-            continue
-        if any("litellm" in Path(a).name for a in argv[:3]):
-            out.append((int(d.name), argv))
+    for d in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if d.name.isdigit():
+            argv = procs.cmdline(int(d.name)) or []
+            if _is_litellm(argv):
+                out.append((int(d.name), argv))
     return out
 
 
-def config_candidates(home: Path, cwd: Path) -> list[Path]:
-    """Existing files that are likely the LiteLLM config, most likely first."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class ServingConfig:
+    """The config file of the LiteLLM that listens on the URL the user gave, or why it is not known."""
+
+    path: Path | None
+    reason: str
+
+
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
+
+
+def config_serving(url: str) -> ServingConfig:
+    """Which config the process listening on ``url``'s port runs with (loopback URLs only)."""
+    parts = urlsplit(url if "//" in url else f"http://{url}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return ServingConfig(None, f"{url} has no valid port")
+    if (parts.hostname or "") not in _LOCAL_HOSTS:
+        return ServingConfig(None, f"{url} is not on this machine, so its process cannot be asked for its config")
+    listening, pids = procs.listeners(port)
+    if not listening:
+        return ServingConfig(None, f"nothing listens on port {port}")
+    for pid in pids:
+        argv = procs.cmdline(pid) or []
+        if _is_litellm(argv):
+            cfg = _config_arg(pid, argv)
+            if cfg is None:
+                return ServingConfig(None, f"the LiteLLM on port {port} (PID {pid}) runs without --config")
+            return ServingConfig(cfg, f"the config of the LiteLLM listening on port {port} (PID {pid})")
+    who = f"PID {', '.join(map(str, pids))}" if pids else "a process this user cannot see (a container?)"
+    return ServingConfig(None, f"port {port} is held by {who}, not a LiteLLM started with --config here")
+
+
+def config_candidates(home: Path, cwd: Path, serving: Path | None = None) -> list[Path]:
+    """Existing files that are likely the LiteLLM config: the serving one first, then other LiteLLMs', then guesses."""
+    found: list[Path] = [serving] if serving is not None else []
     for pid, argv in _litellm_cmdlines():
-        for i, a in enumerate(argv):
-            value = None
-            if a in ("--config", "-c") and i + 1 < len(argv):
-                value = argv[i + 1]
-            elif a.startswith("--config="):
-                value = a.split("=", 1)[1]
-            if value:
-                p = Path(value)
-                if not p.is_absolute():
-                    try:
-                        p = Path(f"/proc/{pid}/cwd").resolve() / p
-                    except OSError:
-                        continue
-                found.append(p)
+        cfg = _config_arg(pid, argv)
+        if cfg is not None:
+            found.append(cfg)
     for p in (
         cwd / "config.yaml",
         cwd / "litellm_config.yaml",

@@ -65,7 +65,8 @@ Format (JSON object, UTF-8, ``format == "switchyard-journal"``, ``version == 1``
                 "actions": [ ... ]}]            # see below, in execution order
     }
 
-Run actions (the rollback log of one run; undone in reverse order on failure or SIGTERM)::
+Run actions (the rollback log of one run; undone in reverse order on failure or SIGTERM).  Each
+kind is a class in :mod:`installer.journal_actions` that records, undoes and traces itself::
 
     {"op": "mkdir", "path": p}                                # created a directory
     {"op": "create", "path": p}                               # created a file that did not exist
@@ -87,11 +88,12 @@ import copy
 import datetime as _dt
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from installer.journal_actions import Action, CreateFile, MakeDir, Overwrite
+from proxy.host.atomic import atomic_write, write_through
 
 FORMAT = "switchyard-journal"
 VERSION = 1
@@ -110,33 +112,6 @@ def sha256_file(path: Path) -> str | None:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write via a temp file in the same directory, fsync, chmod, rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-
-
-def write_through(path: Path, data: bytes) -> None:
-    """Atomically replace a user's file in place, keeping its mode; through a symlink if it is one.
-
-    A config kept in a dotfiles checkout and linked into place must stay a link to that file: the
-    temp file goes beside the link's (fully resolved) target and is renamed over the target.
-    """
-    target = path.resolve()
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    atomic_write(target, data, mode)
 
 
 def empty_state() -> dict[str, Any]:
@@ -191,7 +166,9 @@ class Journal:
         self.run: dict[str, Any] = {"started_at": now_iso(), "finished_at": None, "status": "running", "actions": []}
         self.state["runs"].append(self.run)
         self._stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        self._dirs_made_for_journal: list[Path] = []
+        self._actions: list[Action] = []
+        # The directories made to hold the journal itself: a rollback removes them after the journal.
+        self.journal_dirs: list[Path] = []
 
     # --- persistence ----------------------------------------------------------------------------
     def save(self) -> None:
@@ -199,9 +176,9 @@ class Journal:
             return
         self.state["updated_at"] = now_iso()
         if not self.path.parent.exists():
-            self._dirs_made_for_journal.extend(_missing_parents(self.path.parent))
+            self.journal_dirs.extend(_missing_parents(self.path.parent))
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            for d in self._dirs_made_for_journal:
+            for d in self.journal_dirs:
                 self._note_dir(d)
         atomic_write(self.path, (json.dumps(self.state, indent=2, sort_keys=False) + "\n").encode(), 0o600)
 
@@ -211,9 +188,16 @@ class Journal:
             self.state["dirs_created"].append(s)
 
     # --- recording --------------------------------------------------------------------------------
-    def action(self, op: str, **fields: Any) -> None:
-        self.run["actions"].append({"op": op, **fields})
+    def record(self, action: Action) -> None:
+        """Journal one change, right after it was made (persisted at once: SIGKILL leaves it recorded)."""
+        self._actions.append(action)
+        self.run["actions"].append(action.to_json())
         self.save()
+
+    @property
+    def actions(self) -> list[Action]:
+        """This run's actions, in the order they were made."""
+        return list(self._actions)
 
     def backup_dir(self) -> Path:
         return self.backups_root / self._stamp
@@ -223,7 +207,7 @@ class Journal:
         for p in _missing_parents(d):
             p.mkdir()
             self._note_dir(p)
-            self.action("mkdir", path=str(p))
+            self.record(MakeDir(str(p)))
 
     def backup(self, path: Path, name: str | None = None) -> Path:
         """Byte-identical copy of ``path`` under this run's backup directory."""
@@ -235,7 +219,7 @@ class Journal:
             dest = dest_dir / f"{name or path.name}.{n}"
             n += 1
         shutil.copy2(path, dest)
-        self.action("create", path=str(dest))
+        self.record(CreateFile(str(dest)))
         return dest
 
     def write_file(self, path: Path, data: bytes, mode: int, *, step: str, role: str) -> bool:
@@ -246,10 +230,10 @@ class Journal:
             return False
         self.make_dirs(path.parent)
         if current is None:
-            self.action("create", path=str(path))
+            self.record(CreateFile(str(path)))
         else:
             saved = self.backup(path, f"{path.name}.{role}.prev")
-            self.action("overwrite", path=str(path), backup=str(saved))
+            self.record(Overwrite(str(path), str(saved)))
         atomic_write(path, data, mode)
         self._own(path, data, mode, step, role)
         self.save()
@@ -283,7 +267,7 @@ class Journal:
         elif record.get("sha256_after") != sha256_bytes(before):
             # The user edited it since our last write: restoring the original would lose that edit.
             record["restore_exact"] = False
-        self.action("overwrite", path=str(path), backup=str(run_backup))
+        self.record(Overwrite(str(path), str(run_backup)))
         write_through(path, data)
         record["sha256_after"] = sha256_bytes(data)
         record["yaml_changes"].extend(changes)
@@ -313,10 +297,10 @@ class Journal:
         d = self.backup_dir()
         if not d.exists():
             return
-        for action in self.run["actions"]:
-            if action["op"] == "overwrite" and action["backup"] not in keep:
+        for action in self._actions:
+            if isinstance(action, Overwrite) and action.backup not in keep:
                 with contextlib.suppress(OSError):
-                    Path(action["backup"]).unlink()
+                    Path(action.backup).unlink()
         for child in list(d.iterdir()):
             if str(child) not in keep and child.name.endswith(".prev") and child.is_file():
                 with contextlib.suppress(OSError):

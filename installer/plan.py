@@ -1,4 +1,5 @@
-"""The plan: every file the run would write, compared with what is on disk now.
+"""The plan: every file the run would write compared with what is on disk now, the LiteLLM patches,
+the deploy and the service action: what is shown before anything is applied.
 
 Rendering is pure (bytes in memory); comparing with disk is a read.  Only files whose bytes or mode
 differ are written, which is what makes a second run "nothing to change" and a dry run free.
@@ -7,10 +8,13 @@ differ are written, which is what makes a second run "nothing to change" and a d
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
+from installer.deploy import DeployPlan
+from installer.litellm_yaml import FilePatch
 
 
 @dataclass
@@ -74,3 +78,36 @@ def colour_diff(diff: str) -> str:
         else:
             out.append(line)
     return "".join(out)
+
+
+@dataclass
+class Plan:
+    files: list[FileChange]
+    yaml_patches: list[FilePatch]
+    deploy: DeployPlan
+    env_values: dict[str, str]
+    router_key: str
+    manager: bool
+    service_action: str  # "start", "restart" or "none"
+    restart_litellm: bool
+    port: int
+    notes: list[str] = field(default_factory=list)
+    # local.api and why (installer.dialect).
+    local_api: str = "openai"
+    local_api_why: str = ""
+
+    def file(self, role: str) -> FileChange:
+        return next(f for f in self.files if f.role == role)
+
+    @property
+    def yaml_changed(self) -> bool:
+        return any(p.changed for p in self.yaml_patches)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return (
+            not self.yaml_changed
+            and not any(f.changed for f in self.files)
+            and not self.deploy.needed
+            and self.service_action == "none"
+        )

@@ -1,4 +1,4 @@
-"""Read-only checks against the live services (httpx, short timeouts, loopback in tests).
+"""The installer's read-only checks against the live services, on the host layer's one HTTP client.
 
 Every function returns data or raises :class:`ProbeError` with one line that says what failed and
 what to try.  Nothing here writes anything.
@@ -6,62 +6,44 @@ what to try.  Nothing here writes anything.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
+from proxy.host import http_probe
+from proxy.host.http_probe import HttpResult, bearer, v1_base
 
 LOCAL_SERVER_HINTS = (
     "common servers: LM Studio http://127.0.0.1:1234, Ollama http://127.0.0.1:11434, "
     "vLLM http://127.0.0.1:8000, llama.cpp http://127.0.0.1:8080"
 )
-_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+_TIMEOUT = 5.0
+
+__all__ = ["ProbeError", "litellm_live", "litellm_models", "local_models", "port_free", "v1_base"]
 
 
 class ProbeError(Exception):
     """A live check failed; one line."""
 
 
-def _client(timeout: httpx.Timeout = _TIMEOUT) -> httpx.Client:
-    # trust_env=False: an HTTP(S)_PROXY in the user's shell must not capture loopback traffic.
-    return httpx.Client(timeout=timeout, trust_env=False)
-
-
-def v1_base(url: str) -> str:
-    """The server's OpenAI-style base (``.../v1``) from whatever the user typed."""
-    u = url.strip().rstrip("/")
-    for suffix in ("/chat/completions", "/models"):
-        if u.endswith(suffix):
-            u = u[: -len(suffix)]
-    return u if u.endswith("/v1") else u + "/v1"
-
-
-def _model_ids(data: Any) -> list[str]:
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ProbeError("the /v1/models answer has no 'data' list; is this an OpenAI-compatible server?")
-    return [str(m["id"]) for m in items if isinstance(m, dict) and m.get("id")]
+def _ids(r: HttpResult, where: str) -> list[str]:
+    ids = http_probe.model_ids(r.json())
+    if ids is None:
+        raise ProbeError(f"{where} did not answer an OpenAI-style model list (JSON with a 'data' list); "
+                         "is this an OpenAI-compatible server?")
+    return ids
 
 
 def local_models(url: str) -> list[str]:
     base = v1_base(url)
-    try:
-        with _client() as c:
-            r = c.get(f"{base}/models")
-    except httpx.HTTPError as exc:
-        raise ProbeError(
-            f"no local model server answers at {base}/models ({type(exc).__name__}); {LOCAL_SERVER_HINTS}"
-        ) from None
-    if r.status_code != 200:
-        raise ProbeError(f"{base}/models answered HTTP {r.status_code}; {LOCAL_SERVER_HINTS}")
-    try:
-        ids = _model_ids(r.json())
-    except ValueError:
-        raise ProbeError(f"{base}/models did not answer JSON; {LOCAL_SERVER_HINTS}") from None
+    r = http_probe.request(f"{base}/models", timeout=_TIMEOUT)
+    if r.status is None:
+        raise ProbeError(f"no local model server answers at {base}/models ({r.error}); {LOCAL_SERVER_HINTS}")
+    if r.status != 200:
+        raise ProbeError(f"{base}/models answered HTTP {r.status}; {LOCAL_SERVER_HINTS}")
+    ids = _ids(r, f"{base}/models")
     if not ids:
         raise ProbeError(f"the server at {base} reports no loaded model; load one and retry")
     return ids
@@ -69,39 +51,26 @@ def local_models(url: str) -> list[str]:
 
 def litellm_live(url: str) -> None:
     u = url.rstrip("/")
-    try:
-        with _client() as c:
-            r = c.get(f"{u}/health/liveliness")
-    except httpx.HTTPError as exc:
-        raise ProbeError(
-            f"LiteLLM does not answer at {u}/health/liveliness ({type(exc).__name__}); is the proxy running "
-            "(default http://127.0.0.1:4000)?"
-        ) from None
-    if r.status_code != 200:
-        raise ProbeError(f"{u}/health/liveliness answered HTTP {r.status_code}; is this a LiteLLM proxy?")
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"} if key else {}
+    r = http_probe.request(f"{u}/health/liveliness", timeout=_TIMEOUT)
+    if r.status is None:
+        raise ProbeError(f"LiteLLM does not answer at {u}/health/liveliness ({r.error}); is the proxy running "
+                         "(default http://127.0.0.1:4000)?")
+    if r.status != 200:
+        raise ProbeError(f"{u}/health/liveliness answered HTTP {r.status}; is this a LiteLLM proxy?")
 
 
 def litellm_models(url: str, key: str) -> list[str]:
     u = url.rstrip("/")
-    try:
-        with _client() as c:
-            r = c.get(f"{u}/v1/models", headers=_auth(key))
-    except httpx.HTTPError as exc:
-        raise ProbeError(f"LiteLLM at {u} did not answer /v1/models ({type(exc).__name__})") from None
-    if r.status_code != 200:
+    r = http_probe.request(f"{u}/v1/models", bearer(key), timeout=_TIMEOUT)
+    if r.status is None:
+        raise ProbeError(f"LiteLLM at {u} did not answer /v1/models ({r.error})")
+    if r.status != 200:
         # LiteLLM answers a missing key with 500 and a wrong one with 400: do not look for 401.
         raise ProbeError(
-            f"LiteLLM refused the key on /v1/models (HTTP {r.status_code}); check LITELLM_MASTER_KEY "
+            f"LiteLLM refused the key on /v1/models (HTTP {r.status}); check LITELLM_MASTER_KEY "
             "(or the variable named by litellm_key_env)"
         )
-    try:
-        return _model_ids(r.json())
-    except ValueError:
-        raise ProbeError(f"{u}/v1/models did not answer JSON") from None
+    return _ids(r, f"{u}/v1/models")
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -115,36 +84,34 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 @dataclass(frozen=True)
-class ThinkingProbe:
-    ok: bool
-    status: int
-    detail: str
+class FieldsVerdict:
+    """What two requests to LiteLLM say: does the backend work at all, and does it take the fields?"""
+
+    plain: HttpResult
+    with_fields: HttpResult | None  # None: not sent, the plain request already failed
+    # When the fields are blamed: those that fail even alone (empty: only their combination fails).
+    through: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.plain.ok and self.with_fields is not None and self.with_fields.ok
+
+    @property
+    def fields_blamed(self) -> bool:
+        """Only a plain request that passes and a request with the fields that fails blame the fields."""
+        return self.plain.ok and self.with_fields is not None and not self.with_fields.ok
 
 
-PROBE_FIELDS: dict[str, Any] = {
-    "reasoning": {"effort": "low"},
-    "thinking": {"type": "enabled", "budget_tokens": 1024},
-    "enable_thinking": True,
-}
-
-
-def thinking_probe(url: str, key: str, model: str, fields: tuple[str, ...] = tuple(PROBE_FIELDS)) -> ThinkingProbe:
-    """A 1-token ``/v1/messages`` request carrying the given fields, the way Switchyard will call LiteLLM."""
-    body: dict[str, Any] = {
-        "model": model,
-        "max_tokens": 1,
-        "messages": [{"role": "user", "content": "ping"}],
-    }
-    for f in fields:
-        body[f] = PROBE_FIELDS[f]
-    headers = {**_auth(key), "anthropic-version": "2023-06-01", "content-type": "application/json"}
-    try:
-        with _client(httpx.Timeout(120.0, connect=5.0)) as c:
-            r = c.post(f"{url.rstrip('/')}/v1/messages", content=json.dumps(body), headers=headers)
-    except httpx.HTTPError as exc:
-        return ThinkingProbe(False, 0, f"{type(exc).__name__}: {exc}")
-    detail = r.text[:300].replace("\n", " ")
-    return ThinkingProbe(200 <= r.status_code < 300, r.status_code, detail)
+def fields_verdict(url: str, key: str, model: str) -> FieldsVerdict:
+    """A plain 1-token request first; only when it passes, the same carrying the thinking fields."""
+    plain = http_probe.messages_probe(url, key, model, fields=())
+    if not plain.ok:
+        return FieldsVerdict(plain, None)
+    with_fields = http_probe.messages_probe(url, key, model)
+    if with_fields.ok:
+        return FieldsVerdict(plain, with_fields)
+    through = tuple(f for f in http_probe.PROBE_FIELDS if not http_probe.messages_probe(url, key, model, (f,)).ok)
+    return FieldsVerdict(plain, with_fields, through)
 
 
 def local_messages_probe(url: str, model: str, key: str = "") -> tuple[bool, str]:
@@ -152,17 +119,15 @@ def local_messages_probe(url: str, model: str, key: str = "") -> tuple[bool, str
     body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
     headers = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
     if key:
-        headers |= {"authorization": f"Bearer {key}", "x-api-key": key}
-    try:
-        with _client(httpx.Timeout(120.0, connect=3.0)) as c:
-            r = c.post(f"{v1_base(url)}/messages", content=json.dumps(body), headers=headers)
-    except httpx.HTTPError as exc:
-        return False, f"{type(exc).__name__}"
-    if r.status_code != 200:
-        return False, f"HTTP {r.status_code}"
-    try:
-        data = r.json()
-    except ValueError:
+        headers |= {**bearer(key), "x-api-key": key}
+    # A cold local model may load on this request: allow it the time a first answer takes.
+    r = http_probe.request(f"{v1_base(url)}/messages", headers, 120.0, "POST", json.dumps(body).encode())
+    if r.status is None:
+        return False, r.describe()
+    if r.status != 200:
+        return False, f"HTTP {r.status}"
+    data = r.json()
+    if data is None:
         return False, "200 but not JSON"
     if not (isinstance(data, dict) and data.get("type") == "message" and isinstance(data.get("content"), list)):
         return False, "200 but not an Anthropic message"
@@ -172,33 +137,19 @@ def local_messages_probe(url: str, model: str, key: str = "") -> tuple[bool, str
 def wait_litellm(url: str, timeout_s: float = 90.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(ProbeError):
+        try:
             litellm_live(url)
             return True
-        time.sleep(0.5)
+        except ProbeError:
+            time.sleep(0.5)
     return False
 
 
-def router_health(port: int, key: str) -> tuple[int, Any]:
-    try:
-        with _client(httpx.Timeout(5.0, connect=2.0)) as c:
-            r = c.get(f"http://127.0.0.1:{port}/health", headers={"x-api-key": key})
-    except httpx.HTTPError as exc:
-        return 0, f"{type(exc).__name__}"
-    try:
-        return r.status_code, r.json()
-    except ValueError:
-        return r.status_code, r.text[:200]
+def router_health(port: int, key: str) -> HttpResult:
+    return http_probe.request(f"http://127.0.0.1:{port}/health", http_probe.router_headers(key), timeout=5.0)
 
 
-def wait_router(port: int, key: str, timeout_s: float = 30.0, alive: Any = None) -> tuple[int, Any]:
-    deadline = time.monotonic() + timeout_s
-    last: tuple[int, Any] = (0, "no answer")
-    while time.monotonic() < deadline:
-        last = router_health(port, key)
-        if last[0] == 200:
-            return last
-        if alive is not None and not alive():
-            return last
-        time.sleep(0.2)
-    return last
+def wait_router(port: int, key: str, timeout_s: float = 30.0,
+                alive: Callable[[], bool] | None = None) -> HttpResult:
+    return http_probe.wait_ok(f"http://127.0.0.1:{port}/health", http_probe.router_headers(key), timeout_s, alive,
+                              interval=0.2)

@@ -13,7 +13,6 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any
 
 import jinja2
 
-from installer.paths import UNIT_NAME, Paths
 from proxy.config import DEFAULT_HASH_KEY_ENV, ConfigError, load_config
+from proxy.host.paths import UNIT_NAME, Paths
 
 
 class RenderError(Exception):
@@ -138,34 +137,6 @@ def render_unit(ri: RenderInput) -> bytes:
 
 def render_launcher(ri: RenderInput) -> bytes:
     return environment().get_template("launcher.sh.j2").render(**_context(ri)).encode()
-
-
-def render_env_file(values: Mapping[str, str]) -> bytes:
-    lines = ["# Switchyard secrets (mode 0600). Read by the systemd unit and the launcher."]
-    for name, value in values.items():
-        lines.append(f"{name}={_env_value(value)}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _env_value(value: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise RenderError("a key contains a line break; it cannot be stored in the env file")
-    if all(c.isalnum() or c in "._~+/=:@-" for c in value):
-        return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
-    return f'"{escaped}"'
-
-
-def parse_env_file(data: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in data.decode("utf-8", "replace").splitlines():
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        k, v = line.split("=", 1)
-        if len(v) >= 2 and v.startswith('"') and v.endswith('"'):
-            v = v[1:-1].replace('\\"', '"').replace("\\$", "$").replace("\\`", "`").replace("\\\\", "\\")
-        out[k.strip()] = v
-    return out
 
 
 def check_config(text: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from proxy import __version__, jsonio, pidfile, record_ids
+from proxy import __version__, jsonio, record_ids
 from proxy.capabilities import capabilities_json
 from proxy.classifier import classify, compact_view
 from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
@@ -33,6 +33,7 @@ from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
 from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
 from proxy.errors import error_body, error_response
 from proxy.health import LocalHealth
+from proxy.host import pidfile
 from proxy.listener import (
     ConnectionStats,
     SwitchyardRunner,

@@ -93,7 +93,8 @@ def parse_exec(value: str) -> ExecLine:
 
 
 def parse_environment_file(text: str) -> dict[str, str]:
-    """systemd's EnvironmentFile= syntax, as much as Switchyard writes: KEY=VALUE, comments, double quotes."""
+    """systemd's EnvironmentFile= syntax, as much as Switchyard writes: KEY=VALUE, comments, single quotes
+    (verbatim, systemd.exec(5)), double quotes (backslash escapes)."""
     out: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.strip()
@@ -101,7 +102,9 @@ def parse_environment_file(text: str) -> dict[str, str]:
             continue
         key, _, value = line.partition("=")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        elif len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
             unescaped, i = [], 0
             while i < len(value):

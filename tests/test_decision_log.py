@@ -3,15 +3,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from proxy import pidfile
 from proxy.decision_log import FIELDS, DecisionLog, DecisionRecord
 
 
@@ -63,28 +59,6 @@ def test_log_moved_away_is_recreated(tmp_path: Path) -> None:
     log._checked_at = 0.0  # as if a second had passed
     log.write(rec(2))
     assert json.loads(path.read_text())["id"] == "req_2"
-
-
-def test_pidfile_trusts_only_a_live_switchyard(tmp_path: Path) -> None:
-    p = tmp_path / "x.pid"
-    assert pidfile.live_pid(p) is None
-    sleeper = subprocess.Popen(["sleep", "30"])
-    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "-m", "proxy", "serve"])
-    try:
-        pidfile.write_pidfile(p, sleeper.pid)
-        assert pidfile.read_pid(p) == sleeper.pid and pidfile.live_pid(p) is None
-        assert not pidfile.remove_if_owned(p, 12345) and p.exists()
-        assert pidfile.remove_if_owned(p, sleeper.pid) and not p.exists()
-        deadline = time.monotonic() + 5
-        while not pidfile.process_cmdline(fake.pid) and time.monotonic() < deadline:
-            time.sleep(0.01)  # /proc/PID/cmdline is empty for a moment after exec
-        assert pidfile.is_switchyard(fake.pid)  # argv has "-m proxy serve"
-        assert not pidfile.is_switchyard(sleeper.pid)
-    finally:
-        for proc in (sleeper, fake):
-            proc.kill()
-            proc.wait()
-    assert not pidfile.is_alive(sleeper.pid)
 
 
 def test_failed_writes_do_not_leak_descriptors(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,10 @@ import pytest
 
 from installer import probes
 from installer.cli import STEPS, TAKES_NOTHING
-from installer.paths import Paths
 from proxy.config import load_config
+from proxy.host import http_probe
+from proxy.host.envfile import read_env_file
+from proxy.host.paths import Paths
 from tests.standins import OllamaLocal
 from tests.test_installer_support import (
     REPO,
@@ -75,12 +78,12 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
     assert cfg.listen.pidfile == str(p.pidfile) and cfg.log.decisions == str(p.decisions_log)
     # Secrets: 0600, both keys, nowhere else.
     assert stat.S_IMODE(p.env_file.stat().st_mode) == 0o600
-    env_text = p.env_file.read_text()
-    assert f"SWITCHYARD_LITELLM_KEY={shared_lab.key}" in env_text
-    router_key = next(ln.split("=", 1)[1] for ln in env_text.splitlines() if ln.startswith("SWITCHYARD_ROUTER_KEY="))
+    env_values = read_env_file(p.env_file)
+    assert env_values["SWITCHYARD_LITELLM_KEY"] == shared_lab.key
+    router_key = env_values["SWITCHYARD_ROUTER_KEY"]
     assert len(router_key) >= 32
     # The key for prompt hashes: generated once, kept by the re-run below (the tree stays identical).
-    hash_key = next(ln.split("=", 1)[1] for ln in env_text.splitlines() if ln.startswith("SWITCHYARD_HASH_KEY="))
+    hash_key = env_values["SWITCHYARD_HASH_KEY"]
     assert len(hash_key) == 64 and int(hash_key, 16) >= 0 and cfg.log.hash_key_env == "SWITCHYARD_HASH_KEY"
     for f in (p.config_file, p.unit_file, p.answers_file, p.launcher("claude-routed"), p.journal_file):
         text = f.read_text()
@@ -93,12 +96,12 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
     assert 'exec claude "$@"' in p.launcher("claude-routed").read_text()
     # The venv runs the proxy, and the uninstaller is deployed beside it (with the packages it imports).
     assert p.venv_python.exists()
-    assert p.uninstall_script.read_bytes() == (REPO / "uninstall.py").read_bytes()
+    assert p.uninstall_script.read_bytes() == (REPO / "uninstaller" / "bootstrap.py").read_bytes()
     assert stat.S_IMODE(p.uninstall_script.stat().st_mode) == 0o755
     assert f"undo everything: python3 {p.uninstall_script}" in r.stdout
     # The service answers /health with the key, and not without it.
-    status, body = probes.router_health(values["port"], router_key)
-    assert status == 200, body
+    health = probes.router_health(values["port"], router_key)
+    assert health.status == 200, health.body
     with httpx.Client(trust_env=False) as c:
         assert c.get(f"http://127.0.0.1:{values['port']}/health").status_code in (401, 403)
     assert "no systemd user manager answers here" in r.stdout
@@ -159,9 +162,10 @@ def test_missing_litellm_key_and_bad_flag_override(shared_lab: Lab, tmp_path: Pa
     assert "local_model: 'not-loaded' is not loaded" in r.stderr
 
 
-SIGNAL_SPECS = {"sigterm:deploy": 143, "sighup:secrets": 129, "sigquit:render": 131,
+# The run ends by the signal that stopped it (Popen: -signum), after the rollback.
+SIGNAL_SPECS = {"sigterm:deploy": -signal.SIGTERM, "sighup:secrets": -signal.SIGHUP, "sigquit:render": -signal.SIGQUIT,
                 # A second signal during the rollback is deferred: the rollback finishes, the exit is the first's.
-                "sigint:deploy,sigint:rollback": 130, "sigterm:service,sigint:rollback": 143}
+                "sigint:deploy,sigint:rollback": -signal.SIGINT, "sigterm:service,sigint:rollback": -signal.SIGTERM}
 
 
 @pytest.mark.parametrize("spec", [*STEPS, *SIGNAL_SPECS])
@@ -181,8 +185,8 @@ def test_failure_at_each_step_rolls_back(shared_lab: Lab, tmp_path: Path, env_fo
 
 
 def test_restart_proves_the_fix(lab: Lab, tmp_path: Path, env_for: dict[str, str], litellm_bin: str) -> None:
-    before = probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple")
-    assert before.status == 400 and "Extra inputs" in before.detail
+    before = http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple")
+    assert before.status == 400 and "Extra inputs" in before.message()
     answers = write_answers(tmp_path / "answers.yml", answers_for(lab, litellm_restart=lab.restart_cmd))
     path = f"{Path(litellm_bin).parent}:{os.environ['PATH']}"
     r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
@@ -190,7 +194,7 @@ def test_restart_proves_the_fix(lab: Lab, tmp_path: Path, env_for: dict[str, str
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "litellm --validate_config accepts the patched config" in r.stdout
     assert "now succeeds" in r.stdout
-    assert probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple").ok
+    assert http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple").ok
     journal = json.loads(Paths.from_env().journal_file.read_text())
     assert journal["litellm"]["restart_command"] == lab.restart_cmd
 
@@ -204,7 +208,7 @@ def test_probe_failure_restores_backup_and_names_field(lab: Lab, tmp_path: Path,
     r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
                       env={"LITELLM_MASTER_KEY": lab.key})
     assert r.returncode == 1
-    assert "field(s) getting through: reasoning, enable_thinking" in r.stderr
+    assert "field(s) getting through the entry" in r.stderr and ": reasoning, enable_thinking." in r.stderr
     assert lab.litellm_config.read_bytes() == original
     assert tree(tmp_path) == before
     # LiteLLM was restarted on the restored file and answers again.
@@ -220,12 +224,12 @@ def test_interrupted_restart_leaves_litellm_answering(lab: Lab, tmp_path: Path, 
     r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--no-classifier-check",
                       env={"LITELLM_MASTER_KEY": lab.key,
                            "SWITCHYARD_INSTALL_FAIL_AT": "sigterm:litellm_restart_command"})
-    assert r.returncode == 143, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.returncode == -signal.SIGTERM, r.stdout[-2000:] + r.stderr[-2000:]
     assert "Rolled back" in r.stdout
     assert lab.litellm_config.read_bytes() == original
     probes.litellm_live(lab.litellm_url)  # one probe, no waiting: it must answer now
-    after = probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple")
-    assert after.status == 400 and "Extra inputs" in after.detail  # running the restored config
+    after = http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple")
+    assert after.status == 400 and "Extra inputs" in after.message()  # running the restored config
 
 
 def test_reconfigure_changes_only_what_differs(shared_lab: Lab, tmp_path: Path, env_for: dict[str, str]) -> None:
@@ -248,8 +252,8 @@ def test_reconfigure_changes_only_what_differs(shared_lab: Lab, tmp_path: Path, 
     assert cfg_copy.read_bytes() == yaml_after_first  # LiteLLM YAML untouched, no new backup
     assert load_config(p.config_file).listen.port == new_port
     assert f"port: {new_port}" in p.answers_file.read_text()
-    router_key = env_before.decode().split("SWITCHYARD_ROUTER_KEY=")[1].splitlines()[0]
-    assert probes.router_health(new_port, router_key)[0] == 200
+    router_key = read_env_file(p.env_file)["SWITCHYARD_ROUTER_KEY"]
+    assert probes.router_health(new_port, router_key).status == 200
     assert probes.port_free(values["port"])
     journal = json.loads(p.journal_file.read_text())
     assert [run["status"] for run in journal["runs"]] == ["complete", "complete"]

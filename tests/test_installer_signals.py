@@ -82,15 +82,51 @@ def test_interrupted_child_command_takes_its_grandchildren_with_it(tmp_path: Pat
 def test_rollback_says_when_litellm_does_not_come_back(tmp_path: Path) -> None:
     """A restart step journaled (even one interrupted mid-way) is redone; LiteLLM not answering is reported."""
     from installer.journal import Journal
-    from installer.paths import Paths
+    from installer.journal_actions import RestartLiteLLM
     from installer.rollback import rollback
-    from installer.service import restart_waiter
+    from installer.service_start import restart_waiter
+    from proxy.host.paths import Paths
 
     p = Paths.from_env()
     j = Journal(p.journal_file, p.backups_dir)
-    j.action("litellm_restart", command="true")
+    j.record(RestartLiteLLM("true"))
     # Nothing listens on port 9 (discard): the bounded wait gives up and the rollback says so.
     failures = rollback(j, restart_waiter("http://127.0.0.1:9", wait_s=1.0))
     assert len(failures) == 1
     assert "LiteLLM is not back after the rollback's restart with 'true'" in failures[0]
     assert "did not come back" in failures[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT])
+def test_exit_by_signal_ends_the_process_by_that_signal_without_a_core(tmp_path: Path, signum: int) -> None:
+    import subprocess
+
+    code = f"from installer.signals import exit_by_signal\nprint('rolled back', flush=True)\nexit_by_signal({signum})\n"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60,
+                       check=False, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert r.returncode == -signum and r.stdout == "rolled back\n"
+    assert not list(cwd.iterdir())  # SIGQUIT's default action dumps no core here
+
+
+def test_child_output_is_handed_over_line_by_line_as_it_comes() -> None:
+    """The deploy step shows pip's lines while pip runs (not all at the end)."""
+    from installer import child
+
+    seen: list[tuple[str, bool]] = []
+    flag = Path(os.environ["HOME"]) / "second-line-may-come"
+    code = (
+        "import os, sys, time\nprint('Collecting aiohttp', flush=True)\n"
+        f"while not os.path.exists({str(flag)!r}): time.sleep(0.01)\n"
+        "print('Successfully installed aiohttp', file=sys.stderr, flush=True)\n"
+    )
+
+    def on_line(line: str) -> None:
+        seen.append((line, flag.exists()))
+        flag.touch()  # the child writes its second line only after the first one was seen here
+
+    r = child.run([sys.executable, "-c", code], timeout=60, on_line=on_line)
+    assert r.returncode == 0
+    assert seen == [("Collecting aiohttp", False), ("Successfully installed aiohttp", True)]
+    assert r.stdout == "Collecting aiohttp\nSuccessfully installed aiohttp\n"

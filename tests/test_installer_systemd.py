@@ -23,8 +23,9 @@ import httpx
 import pytest
 
 from installer import probes
-from installer.paths import UNIT_NAME, Paths
-from proxy import pidfile
+from proxy.host import pidfile, procs
+from proxy.host.envfile import read_env_file
+from proxy.host.paths import UNIT_NAME, Paths
 from tests.fake_systemd import calls, install_fake_systemd, parse_unit, prepare, run_pre, spawn_main
 from tests.test_installer_support import (
     INSTALL,
@@ -48,8 +49,7 @@ def _answers(lab: Lab, tmp_path: Path) -> tuple[Path, int]:
 
 
 def _router_key(p: Paths) -> str:
-    return next(ln.split("=", 1)[1] for ln in p.env_file.read_text().splitlines()
-                if ln.startswith("SWITCHYARD_ROUTER_KEY="))
+    return str(read_env_file(p.env_file)["SWITCHYARD_ROUTER_KEY"])
 
 
 @pytest.fixture
@@ -102,8 +102,8 @@ def test_rendered_unit_runs_as_systemd_would_run_it(
     main = spawn_main(unit, prep)
     try:
         key = _router_key(p)
-        status, body = probes.wait_router(port, key, 30.0, alive=lambda: main.poll() is None)
-        assert status == 200, body
+        health = probes.wait_router(port, key, 30.0, alive=lambda: main.poll() is None)
+        assert health.status == 200, health.body
         with httpx.Client(trust_env=False) as c:
             assert c.get(f"http://127.0.0.1:{port}/health").status_code in (401, 403)
         assert pidfile.read_pid(p.pidfile) == main.pid
@@ -160,10 +160,10 @@ def test_service_step_with_a_user_manager_then_uninstall(
     assert f"is-active {UNIT_NAME}" in after
     assert after.count(f"show {UNIT_NAME} -p MainPID --value") >= 2
     main = manager.main_pid()
-    assert pidfile.is_switchyard(main)
+    assert pidfile.live_pid(p.pidfile) == main
     assert f"{UNIT_NAME} is active (PID {main}) and /health answers 200" in r.stdout
     assert "no systemd user manager answers here" not in r.stdout
-    assert probes.router_health(port, _router_key(p))[0] == 200
+    assert probes.router_health(port, _router_key(p)).status == 200
     assert pidfile.read_pid(p.pidfile) == main
     # Lingering is off: the administrator's command is named.
     assert "lingering is off" in r.stdout
@@ -190,7 +190,7 @@ def test_service_step_with_a_user_manager_then_uninstall(
     later = calls(manager.state)[n:]
     assert later.index(f"disable --now {UNIT_NAME}") < later.index("daemon-reload")
     assert not p.unit_file.exists()
-    assert not pidfile.is_alive(main)
+    assert procs.gone(main)
     assert probes.port_free(port)
 
 

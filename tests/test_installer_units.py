@@ -14,13 +14,15 @@ import pytest
 
 from installer import answers as answers_mod
 from installer import render
-from installer.cli import TAKES_NOTHING, Declined, Installer, Out, local_findings
+from installer.cli import TAKES_NOTHING, Declined, Installer, Out
 from installer.journal import Journal, load, sha256_bytes
-from installer.paths import Paths
+from installer.questions import local_findings
 from installer.rollback import rollback
 from proxy.capabilities import UNKNOWN, LocalCapabilities
 from proxy.config import load_config
-from tests.test_installer_support import snapshot
+from proxy.host.envfile import read_env_file, render_env
+from proxy.host.paths import Paths
+from tests.test_installer_support import REPO, snapshot
 
 
 def paths() -> Paths:
@@ -148,8 +150,10 @@ def test_all_problems_reported_at_once() -> None:
     static = answers_mod.static_problems(ans2, require_all=True)
     text = "\n".join(static)
     for needle in ("local_url must be", "launcher_name must be", "local_model is missing",
-                   "cloud_simple_model is missing", "litellm_config is missing", "litellm_restart is missing"):
+                   "cloud_simple_model is missing", "litellm_restart is missing"):
         assert needle in text
+    # Not required: without it, the config of the LiteLLM listening at litellm_url is used.
+    assert "litellm_config is missing" not in text
 
 
 def test_unknown_key_in_answers_file(tmp_path: Path) -> None:
@@ -235,14 +239,16 @@ def test_launcher_points_claude_at_switchyard(tmp_path: Path) -> None:
     """Run the rendered launcher with a fake `claude` on PATH that prints what it got."""
     p = paths()
     p.env_file.parent.mkdir(parents=True)
-    keys = {"SWITCHYARD_ROUTER_KEY": "rk-123", "SWITCHYARD_LITELLM_KEY": 'l$`"'}
-    p.env_file.write_bytes(render.render_env_file(keys))
+    # A router key holding what sh, systemd and a naive parser would each read differently.
+    keys = {"SWITCHYARD_ROUTER_KEY": 'rk $1 "q" \\n', "SWITCHYARD_LITELLM_KEY": 'l$`"'}
+    p.env_file.write_bytes(render_env(keys))
     launcher = tmp_path / "claude-routed"
     launcher.write_bytes(render.render_launcher(render_input(4567)))
     launcher.chmod(0o755)
     fake = tmp_path / "bin"
     fake.mkdir()
-    script = '#!/bin/sh\necho "$ANTHROPIC_BASE_URL|$ANTHROPIC_AUTH_TOKEN|${ANTHROPIC_API_KEY:-}|$*"\n'
+    script = ('#!/bin/sh\nprintf "%s|%s|%s|%s\\n" '
+              '"$ANTHROPIC_BASE_URL" "$ANTHROPIC_AUTH_TOKEN" "${ANTHROPIC_API_KEY:-}" "$*"\n')
     (fake / "claude").write_text(script)
     (fake / "claude").chmod(0o755)
     import subprocess
@@ -250,8 +256,8 @@ def test_launcher_points_claude_at_switchyard(tmp_path: Path) -> None:
     # (The status line it offers is tested in tests/test_ops_statusline.py.)
     env = {**os.environ, "PATH": f"{fake}:/usr/bin:/bin", "ANTHROPIC_API_KEY": "real-key", "SWITCHYARD_STATUSLINE": "0"}
     out = subprocess.run([str(launcher), "-p", "hi there"], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "http://127.0.0.1:4567|rk-123||-p hi there"
-    assert render.parse_env_file(p.env_file.read_bytes())["SWITCHYARD_LITELLM_KEY"] == 'l$`"'
+    assert out.stdout.strip() == 'http://127.0.0.1:4567|rk $1 "q" \\n||-p hi there'
+    assert read_env_file(p.env_file) == keys
 
 
 # ---- the test helpers themselves -----------------------------------------------------------------
@@ -276,14 +282,42 @@ def test_snapshot_sees_a_file_root_change(tmp_path: Path) -> None:
     assert snapshot(tmp_path / "missing") == {}
 
 
-def test_installer_outside_a_checkout_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import installer.deploy as deploy
+INSTALLED_CHECK = """
+import sys
+from pathlib import Path
+from installer import deploy
+from installer.journal import Journal
+target, work = Path(sys.argv[1]), Path(sys.argv[2])
+assert deploy.checkout_root() is None
+assert deploy.package_dir("proxy") == target / "proxy", deploy.package_dir("proxy")
+assert deploy.uninstall_script_source() == (target / "uninstaller" / "bootstrap.py").read_bytes()
+reqs = deploy.requirements()
+assert any(r.startswith("aiohttp") for r in reqs) and not any("pytest" in r for r in reqs), reqs
+dp = deploy.plan(work / "venv", "inherit")
+deploy.deploy(dp, Journal(work / "journal.json", work / "backups"))
+print("deployed", (work / "venv" / "bin" / "python").exists())
+"""
 
-    fake = tmp_path / "site-packages" / "installer" / "deploy.py"
-    fake.parent.mkdir(parents=True)
-    monkeypatch.setattr(deploy, "__file__", str(fake))
-    with pytest.raises(deploy.DeployError, match=r"pip install -e \."):
-        deploy.checkout_root()
+
+def test_installer_runs_from_a_pip_installed_distribution(tmp_path: Path) -> None:
+    """``pip install .`` (not editable), then ``python -m installer``: deploys from the installed packages."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "site"
+    build = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+                            "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=600,
+                           check=False)  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    work = tmp_path / "work"
+    work.mkdir()
+    r = subprocess.run([sys.executable, "-c", INSTALLED_CHECK, str(target), str(work)], capture_output=True,
+                       text=True, timeout=300, check=False, env=env, cwd="/")
+    assert r.returncode == 0 and "deployed True" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    help_ = subprocess.run([sys.executable, "-m", "installer", "--help"], capture_output=True, text=True,
+                           timeout=120, check=False, env=env, cwd="/")
+    assert help_.returncode == 0 and "--venv-mode" in help_.stdout, help_.stderr
 
 
 # ---- what the local server can take --------------------------------------------------------------

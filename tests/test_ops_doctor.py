@@ -12,18 +12,20 @@ from typing import Any
 
 import pytest
 
-from proxy import pidfile
 from proxy.capabilities import UNKNOWN, LocalCapabilities
 from proxy.config import LocalConfig
+from proxy.host.envfile import render_env
+from proxy.host.http_probe import HttpResult
+from proxy.host.paths import Paths
+from proxy.host.procs import listeners
 from proxy.ops import doctor as d
 from proxy.ops.checks import Check, from_finding, render
-from proxy.ops.probes import HttpResult, listeners
 from proxy.ops.status import Listener
 from tests.conftest import LiteLLMCloud, UserPaths
 from tests.litellm_proc import LiteLLMProcess, openai_model, write_config
 from tests.llama_server import LlamaOptions, LlamaPool
 from tests.standins import OllamaLocal, OpenAILocal, StrictOpenAIUpstream
-from tests.test_ops_support import CLOUD_KEY, REPO, ROUTER_KEY, run_cli, write_setup
+from tests.test_ops_support import CLOUD_KEY, REPO, ROUTER_KEY, run_cli, stale_pidfile, write_setup
 
 
 def lines_for(output: str, name: str) -> str:
@@ -72,24 +74,29 @@ def test_port_holder_check() -> None:
     assert d.check_port_holder(1, True, []).failed
 
 
-def test_launcher_key_parsing_follows_the_installer_template(tmp_path: Path) -> None:
-    env = tmp_path / "env"
-    env.write_text("SWITCHYARD_ROUTER_KEY=abc\n")
-    text = (
-        "#!/bin/sh\nset -eu\n"
-        f"env_file='{env}'\n"
-        "token=$(sed -n 's/^SWITCHYARD_ROUTER_KEY=//p' \"$env_file\" | head -n 1)\n"
-        'ANTHROPIC_AUTH_TOKEN=$token\nexec claude "$@"\n'
-    )
-    from proxy.ops.envfile import read_env_file
+def test_launcher_key_is_what_the_rendered_launcher_hands_to_claude(tmp_path: Path) -> None:
+    """doctor runs the installer's real launcher (stand-in claude) instead of parsing it."""
+    from installer import render
+    from proxy.host.paths import Paths
+    from tests.test_installer_units import render_input
 
-    found = d.launcher_key(text, read_env_file, "SWITCHYARD_ROUTER_KEY")
-    assert found.key == "abc" and str(env) in found.source
-    literal = d.launcher_key("export ANTHROPIC_AUTH_TOKEN='zzz'\n", read_env_file, "X")
-    assert literal.key == "zzz"
-    assert d.check_launcher_key(Path("/l"), found, "abc", "svc").ok
+    key = 'k $HOME "q" \\x'
+    p = Paths.from_env()
+    p.env_file.parent.mkdir(parents=True, exist_ok=True)
+    p.env_file.write_bytes(render_env({"SWITCHYARD_ROUTER_KEY": key}))
+    launcher = tmp_path / "claude-routed"
+    launcher.write_bytes(render.render_launcher(render_input(4567)))
+    found = d.launcher_key(launcher)
+    assert found.key == key, found.source
+    literal = tmp_path / "literal"
+    literal.write_text("#!/bin/sh\nexport ANTHROPIC_AUTH_TOKEN='zzz'\nexec claude \"$@\"\n")
+    assert d.launcher_key(literal).key == "zzz"
+    p.env_file.write_bytes(render_env({"OTHER": "x"}))
+    missing = d.launcher_key(launcher)
+    assert missing.key is None and "no SWITCHYARD_ROUTER_KEY" in missing.source
+    assert d.check_launcher_key(Path("/l"), found, key, "svc").ok
     c = d.check_launcher_key(Path("/l"), found, "abd", "svc")
-    assert c.failed and "abc" not in c.detail + c.fix and "abd" not in c.detail + c.fix  # no secret printed
+    assert c.failed and key not in c.detail + c.fix and "abd" not in c.detail + c.fix  # no secret printed
 
 
 def test_litellm_thinking_check_judges_answers() -> None:
@@ -124,12 +131,15 @@ def test_a_decision_log_that_recovered_is_writable() -> None:
 
 def test_config_that_does_not_load_and_literal_home(user_paths: UserPaths) -> None:
     config = write_setup(user_paths, port=1)
-    config.write_text(config.read_text().replace(str(user_paths.state), "$HOME/.local/state"))
+    text = config.read_text().replace(str(user_paths.state), "$HOME/.local/state")
+    lines = [('pidfile = "~/switchyard.pid"' if ln.startswith("pidfile =") else ln) for ln in text.splitlines()]
+    config.write_text("\n".join(lines) + "\n")
+    pid_line = next(n for n, ln in enumerate(lines, 1) if ln.startswith("pidfile ="))
     res = run_cli("doctor", "--no-cloud")
     assert res.returncode == 1
     assert "variables and '~' are not expanded" in lines_for(res.stdout, "config loads")
     home_line = lines_for(res.stdout, "no literal $HOME")
-    assert home_line.startswith("✗") and "pidfile (line 4)" in home_line and "decisions" in home_line
+    assert home_line.startswith("✗") and f"pidfile (line {pid_line})" in home_line and "decisions" in home_line
     assert "the rest: needs a config that loads" in res.stdout
 
 
@@ -146,8 +156,8 @@ def test_stale_pidfile_and_unit_without_cleanup(user_paths: UserPaths) -> None:
     write_setup(user_paths, port=1)
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
-        pid_path = user_paths.state / "switchyard" / "switchyard.pid"
-        pidfile.write_pidfile(pid_path, sleeper.pid)
+        pid_path = Paths.from_env().pidfile
+        stale_pidfile(pid_path, sleeper.pid)
         unit = user_paths.config / "systemd" / "user" / "switchyard.service"
         unit.parent.mkdir(parents=True)
         unit.write_text("[Service]\nExecStart=/usr/bin/python3 -m proxy serve --config /x\n")
@@ -208,15 +218,16 @@ def test_lingering_off_is_reported(user_paths: UserPaths, tmp_path: Path) -> Non
 
 
 def _write_launcher(up: UserPaths, env_file: Path) -> Path:
+    """The installer's real launcher, reading ``env_file`` (the installer's place for it)."""
+    from installer import render
+    from proxy.host.paths import Paths
+    from tests.test_installer_units import render_input
+
+    assert env_file == Paths.from_env().env_file
     launcher = up.home / ".local" / "bin" / "claude-routed"
     launcher.parent.mkdir(parents=True, exist_ok=True)
-    launcher.write_text(
-        "#!/bin/sh\nset -eu\n"
-        f"env_file='{env_file}'\n"
-        "token=$(sed -n 's/^SWITCHYARD_ROUTER_KEY=//p' \"$env_file\" | head -n 1)\n"
-        "ANTHROPIC_BASE_URL='http://127.0.0.1:1'\nANTHROPIC_AUTH_TOKEN=$token\n"
-        'export ANTHROPIC_BASE_URL ANTHROPIC_AUTH_TOKEN\nexec claude "$@"\n'
-    )
+    launcher.write_bytes(render.render_launcher(render_input(1)))
+    launcher.chmod(0o755)
     return launcher
 
 
@@ -230,7 +241,7 @@ def test_launcher_key_differs_from_the_running_service(
     res = run_cli("doctor", "--no-cloud")
     assert lines_for(res.stdout, "launcher key matches").startswith("✓")
     # The key is rotated in the env file, but the service still runs with the old one.
-    env_file.write_text(f"SWITCHYARD_ROUTER_KEY=rotated-key\nSWITCHYARD_LITELLM_KEY={CLOUD_KEY}\n")
+    env_file.write_bytes(render_env({"SWITCHYARD_ROUTER_KEY": "rotated-key", "SWITCHYARD_LITELLM_KEY": CLOUD_KEY}))
     res = run_cli("doctor", "--no-cloud")
     line = lines_for(res.stdout, "launcher key matches")
     assert line.startswith("✗") and "running PID" in line and "switchyard restart" in line

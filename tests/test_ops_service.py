@@ -1,5 +1,5 @@
 """``switchyard start | stop | restart`` without a user manager: detached, with a pidfile that is only
-trusted when its PID is alive and is Switchyard, and never removed for a process still running."""
+live while its process holds its lock, and never removed for a process still running."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from proxy import pidfile
-from proxy.ops import paths
+from proxy.host import http_probe, pidfile, procs
+from proxy.host.paths import Paths
 from tests.conftest import UserPaths
-from tests.test_ops_support import ROUTER_KEY, run_cli, write_setup
+from tests.test_ops_support import ROUTER_KEY, run_cli, spawn_holding, stale_pidfile, write_setup
 
 FAKE_SWITCHYARD = (
     "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(120)\n"
@@ -27,8 +28,11 @@ def spawned() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start helper processes and make sure each one is gone after the test."""
     procs: list[subprocess.Popen[str]] = []
 
-    def spawn(*argv: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True)
+    def spawn(*argv: str, holding: Path | None = None) -> subprocess.Popen[str]:
+        if holding is not None:
+            proc = spawn_holding(holding, *argv, stdout=subprocess.PIPE)
+        else:
+            proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True)
         procs.append(proc)
         return proc
 
@@ -39,8 +43,8 @@ def spawned() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             proc.wait(timeout=10)
 
 
-def _pidfile(up: UserPaths) -> os.PathLike[str]:
-    return up.state / "switchyard" / "switchyard.pid"
+def _pidfile(up: UserPaths) -> Path:
+    return Paths.from_env().pidfile  # the installer's config names the one default
 
 
 def _stop_quietly() -> None:
@@ -54,7 +58,7 @@ def test_start_ignores_a_stale_pidfile_and_stop_leaves_the_stranger_alone(
     write_setup(user_paths, port=port)
     stranger = spawned("sleep", "60")
     pid_path = _pidfile(user_paths)
-    pidfile.write_pidfile(pid_path, stranger.pid)  # the PID a reboot handed to someone else
+    stale_pidfile(pid_path, stranger.pid)  # the PID a reboot handed to someone else
     try:
         res = run_cli("start", "--timeout", "20")
         assert res.returncode == 0, res.stderr
@@ -67,7 +71,7 @@ def test_start_ignores_a_stale_pidfile_and_stop_leaves_the_stranger_alone(
         res = run_cli("stop")
         assert res.returncode == 0, res.stderr
         assert f"stopped (PID {proxy_pid})" in res.stdout
-        assert not pidfile.is_switchyard(proxy_pid)
+        assert procs.gone(proxy_pid)
         assert not os.path.exists(pid_path)
         assert stranger.poll() is None, "stop must never signal a process that is not Switchyard"
     finally:
@@ -80,10 +84,10 @@ def test_stop_with_only_a_stale_pidfile_signals_nobody(
     write_setup(user_paths, port=1)
     stranger = spawned("sleep", "60")
     pid_path = _pidfile(user_paths)
-    pidfile.write_pidfile(pid_path, stranger.pid)
+    stale_pidfile(pid_path, stranger.pid)
     res = run_cli("stop")
     assert res.returncode == 0
-    assert f"names PID {stranger.pid}, which is not Switchyard" in res.stdout
+    assert f"names PID {stranger.pid}, but no process holds its lock" in res.stdout
     assert stranger.poll() is None
     assert pidfile.read_pid(pid_path) == stranger.pid
 
@@ -92,11 +96,11 @@ def test_stop_keeps_the_pidfile_of_a_process_it_could_not_stop(
     user_paths: UserPaths, spawned: Callable[..., subprocess.Popen[str]]
 ) -> None:
     write_setup(user_paths, port=1)
-    # Looks like Switchyard to the pidfile check (`-m proxy serve` on its command line), ignores SIGTERM.
-    fake = spawned(sys.executable, "-c", FAKE_SWITCHYARD, "-m", "proxy", "serve")
-    assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+    # Holds the pidfile's lock (what makes it the pidfile's process; its command line does not count),
+    # and ignores SIGTERM.
     pid_path = _pidfile(user_paths)
-    pidfile.write_pidfile(pid_path, fake.pid)
+    fake = spawned(sys.executable, "-c", FAKE_SWITCHYARD, holding=pid_path)
+    assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
     assert pidfile.live_pid(pid_path) == fake.pid
     res = run_cli("stop", "--timeout", "0.5")
     assert res.returncode == 1
@@ -124,9 +128,7 @@ def test_start_refuses_a_port_held_by_another_program(
 
 
 def _listening(port: int) -> bool:
-    from proxy.ops.probes import listeners
-
-    return listeners(port)[0]
+    return procs.listeners(port)[0]
 
 
 def test_a_proxy_that_cannot_start_is_reported_with_its_log(
@@ -140,7 +142,7 @@ def test_a_proxy_that_cannot_start_is_reported_with_its_log(
     assert res.returncode == 1
     assert "the proxy exited with status" in res.stderr
     assert "no-such-prompt.txt" in res.stderr  # the end of proxy.log is shown
-    assert pidfile.live_pid(paths.default_pidfile_path()) is None
+    assert pidfile.live_pid(Paths.from_env().pidfile) is None
 
 
 def test_restart_replaces_the_process(user_paths: UserPaths, free_port: Callable[[], int]) -> None:
@@ -148,16 +150,15 @@ def test_restart_replaces_the_process(user_paths: UserPaths, free_port: Callable
     write_setup(user_paths, port=port, pidfile=False)  # start keeps its own pidfile
     try:
         assert run_cli("start", "--timeout", "20").returncode == 0
-        first = pidfile.live_pid(paths.default_pidfile_path())
+        first = pidfile.live_pid(Paths.from_env().pidfile)
         assert first is not None
         res = run_cli("restart", "--timeout", "20")
         assert res.returncode == 0, res.stderr
-        second = pidfile.live_pid(paths.default_pidfile_path())
+        second = pidfile.live_pid(Paths.from_env().pidfile)
         assert second is not None and second != first
-        assert not pidfile.is_switchyard(first)
-        from proxy.ops.probes import auth_headers, http_request
-
-        assert http_request(f"http://127.0.0.1:{port}/health", auth_headers(ROUTER_KEY)).status == 200
+        assert procs.gone(first)
+        url = f"http://127.0.0.1:{port}/health"
+        assert http_probe.request(url, http_probe.router_headers(ROUTER_KEY)).status == 200
     finally:
         _stop_quietly()
 

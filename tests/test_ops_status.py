@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from proxy import pidfile
 from proxy.capabilities import UNKNOWN, LocalCapabilities, capabilities_json
 from proxy.config import LocalConfig
+from proxy.host.http_probe import HttpResult
+from proxy.host.paths import Paths
+from proxy.host.procs import listeners
+from proxy.host.systemd import UnitState
 from proxy.ops.checks import render
-from proxy.ops.probes import HttpResult, UnitState, listeners
 from proxy.ops.status import (
     FROM_PROXY,
     PROBED,
@@ -34,7 +36,7 @@ from proxy.ops.status import (
 from tests.conftest import LiteLLMCloud, UserPaths
 from tests.standins import OllamaLocal, OpenAILocal
 from tests.test_ops_doctor import lines_for
-from tests.test_ops_support import ROUTER_KEY, run_cli, write_setup
+from tests.test_ops_support import ROUTER_KEY, run_cli, stale_pidfile, write_setup
 
 SY = Listener(100, True, "python -m proxy serve")
 
@@ -54,7 +56,7 @@ def health(pid: int = 100, status: int = 200) -> HttpResult:
 def test_service_check() -> None:
     assert check_service(detached()).ok
     stale = check_service(detached(pidfile_live=None))
-    assert stale.failed and "not a Switchyard process" in stale.detail and "switchyard start" in stale.fix
+    assert stale.failed and "no running process holds its lock" in stale.detail and "switchyard start" in stale.fix
     assert check_service(detached(pidfile_live=None, pidfile_pid=None)).failed
     unit = Facts(unit_file=True, unit=UnitState(True, "active", "running", 321))
     assert check_service(unit).ok and "PID 321" in check_service(unit).detail
@@ -155,13 +157,13 @@ def test_status_when_stopped_with_a_stale_pidfile_and_a_stranger_on_the_port(
     stranger = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        pidfile.write_pidfile(user_paths.state / "switchyard" / "switchyard.pid", stranger.pid)
+        stale_pidfile(Paths.from_env().pidfile, stranger.pid)
         deadline = time.monotonic() + 10
         while not listeners(port)[0] and time.monotonic() < deadline:
             time.sleep(0.05)
         res = run_cli("status")
         assert res.returncode == 1
-        assert f"names PID {stranger.pid}, which is not a Switchyard process" in res.stdout
+        assert f"names PID {stranger.pid}, but no running process holds its lock" in res.stdout
         assert "another program" in res.stdout and "http.server" in res.stdout
         assert "- main PID stable: not running" in res.stdout
         # The banner (http.server answers 404 to /health) is not taken for a healthy proxy.
@@ -172,7 +174,7 @@ def test_status_when_stopped_with_a_stale_pidfile_and_a_stranger_on_the_port(
 
 
 def test_systemctl_show_output_is_parsed() -> None:
-    from proxy.ops.probes import parse_unit_show
+    from proxy.host.systemd import parse_unit_show
 
     state = parse_unit_show("ActiveState=active\nSubState=running\nMainPID=4242\nNRestarts=2\n")
     assert state == UnitState(True, "active", "running", 4242, 2)

@@ -8,17 +8,17 @@ systemd would (the main process is the real proxy), ``show`` reports its state, 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from proxy import pidfile
+from proxy.host import pidfile, procs
+from proxy.host.paths import Paths
 from tests.conftest import UserPaths
 from tests.fake_systemd import calls as fake_calls
 from tests.fake_systemd import install_fake_systemd
-from tests.test_ops_support import REPO, run_cli, write_setup
+from tests.test_ops_support import deployed_venv, run_cli, write_setup
 
 
 @pytest.fixture
@@ -30,17 +30,15 @@ def fake_systemd(
     unit = user_paths.config / "systemd" / "user" / "switchyard.service"
     unit.parent.mkdir(parents=True)
     install_fake_systemd(tmp_path / "bin", state, unit.parent)
-    pid = user_paths.state / "switchyard" / "switchyard.pid"
-    log = tmp_path / "unit.log"
-    unit.write_text(
-        "[Service]\nType=exec\n"
-        f"ExecStartPre=-/bin/rm -f {pid}\n"
-        f"ExecStart={sys.executable} -m proxy serve --config {config}\n"
-        f"EnvironmentFile={config.parent / 'env'}\n"
-        f"Environment=PYTHONPATH={REPO}\n"
-        f"StandardOutput=append:{log}\nStandardError=append:{log}\n"
-        "[Install]\nWantedBy=default.target\n"
-    )
+    # The installer's real unit, running the proxy from a venv where the installer deploys it.
+    from installer import render
+    from tests.test_installer_units import render_input
+
+    p = Paths.from_env()
+    deployed_venv(p)
+    p.proxy_log.parent.mkdir(parents=True, exist_ok=True)
+    assert config == p.config_file
+    unit.write_bytes(render.render_unit(render_input()))
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     yield state
     run_cli("stop")
@@ -51,14 +49,14 @@ def test_start_status_stop_go_through_systemctl(fake_systemd: Path, user_paths: 
     assert res.returncode == 0, res.stderr
     assert "started switchyard.service" in res.stdout
     main = int((fake_systemd / "switchyard.service.main.pid").read_text())
-    assert pidfile.is_switchyard(main)
+    assert pidfile.live_pid(Paths.from_env().pidfile) == main
     res = run_cli("status")
     assert f"✓ service: systemd unit switchyard.service active (running), PID {main}" in res.stdout
     assert f"✓ port: PID {main} listens on" in res.stdout
     assert "✓ /health" in res.stdout
     res = run_cli("stop")
     assert res.returncode == 0 and "stopped switchyard.service" in res.stdout
-    assert not pidfile.is_switchyard(main)
+    assert procs.gone(main)
     calls = fake_calls(fake_systemd)
     assert "start switchyard.service" in calls and "stop switchyard.service" in calls
     res = run_cli("status")

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy import pidfile
+from proxy.host import pidfile
 from tests.standins import AnthropicUpstream, OpenAILocal
 from tests.standins.anthropic_upstream import StallReply, text_reply
 from tests.standins.base import free_port

@@ -17,7 +17,8 @@ import pytest
 
 from installer import probes
 from installer.cli import STEPS
-from installer.paths import Paths
+from proxy.host import http_probe
+from proxy.host.paths import Paths
 from tests.test_installer_support import (
     INSTALL,
     REPO,
@@ -90,11 +91,11 @@ def test_install_then_uninstall_restores_everything(lab: Lab, tmp_path: Path, no
     original = lab.litellm_config.read_bytes()
     lab.litellm_config.chmod(0o640)
     before = tree()
-    assert probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple").status == 400
+    assert http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple").status == 400
     values = install(lab, tmp_path, litellm_restart=lab.restart_cmd)
-    assert probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple").ok
+    assert http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple").ok
     p = Paths.from_env()
-    assert p.venv_python.exists() and probes.router_health(values["port"], "x")[0] in (401, 403)
+    assert p.venv_python.exists() and probes.router_health(values["port"], "x").status in (401, 403)
 
     # A dry run shows the plan and changes nothing.
     installed = tree()
@@ -112,7 +113,7 @@ def test_install_then_uninstall_restores_everything(lab: Lab, tmp_path: Path, no
     assert stat.S_IMODE(lab.litellm_config.stat().st_mode) == 0o640
     # LiteLLM was restarted on the restored file: it answers, and the strict upstream rejects the fields again.
     probes.litellm_live(lab.litellm_url)
-    assert probes.thinking_probe(lab.litellm_url, lab.key, "cloud-simple").status == 400
+    assert http_probe.messages_probe(lab.litellm_url, lab.key, "cloud-simple").status == 400
     assert probes.port_free(values["port"])
     after = tree()
     assert kept_aside(after) == kept_aside(before)

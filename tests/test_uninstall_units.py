@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from installer.journal import empty_state, sha256_bytes
-from installer.paths import UNIT_NAME, Paths
+from proxy.host.paths import UNIT_NAME, Paths
 from tests.test_installer_support import REPO, snapshot
 
 FAKE_SYSTEMCTL = """#!/bin/sh
@@ -64,7 +64,7 @@ def test_systemd_service_is_disabled_unit_removed_then_reloaded(tmp_path: Path) 
     state["dirs_created"] = [str(p.unit_dir.parent), str(p.unit_dir), str(p.state_dir)]
     own_file(state, p.unit_file, b"[Unit]\nDescription=Switchyard\n", "unit")
     state["dirs_created"] += [str(p.data_dir)]
-    own_file(state, p.uninstall_script, (REPO / "uninstall.py").read_bytes(), "uninstaller")
+    own_file(state, p.uninstall_script, (REPO / "uninstaller" / "bootstrap.py").read_bytes(), "uninstaller")
     state["service"] = {"manager": "systemd", "unit_name": UNIT_NAME, "unit_file": str(p.unit_file), "enabled": True,
                         "started": True, "pidfile": str(p.pidfile),
                         "undo": [["systemctl", "--user", "disable", "--now", UNIT_NAME]]}
@@ -114,7 +114,7 @@ def test_a_failed_step_does_not_stop_the_others_and_exits_nonzero(tmp_path: Path
     state["dirs_created"] = [str(p.config_dir)]
     own_file(state, p.config_file, b"x = 1\n", "config")
     own_file(state, p.env_file, b"K=v\n", "env")
-    own_file(state, p.uninstall_script, (REPO / "uninstall.py").read_bytes(), "uninstaller")
+    own_file(state, p.uninstall_script, (REPO / "uninstaller" / "bootstrap.py").read_bytes(), "uninstaller")
     # The user's LiteLLM config was patched, with a restart command that fails.
     user_cfg = tmp_path / "litellm.yaml"
     original, patched = b"model_list: []\n", b"model_list: []\nlitellm_settings:\n  drop_params: true\n"
@@ -217,7 +217,7 @@ def test_a_copy_without_libraries_or_venv_says_what_to_do(tmp_path: Path) -> Non
         pytest.skip("needs a python3 without ruamel.yaml")
     copy = tmp_path / "elsewhere" / "uninstall.py"
     copy.parent.mkdir()
-    copy.write_bytes((REPO / "uninstall.py").read_bytes())
+    copy.write_bytes((REPO / "uninstaller" / "bootstrap.py").read_bytes())
     r = subprocess.run([bare, str(copy), "--yes"], capture_output=True, text=True, timeout=60, check=False,
                        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert r.returncode == 2
@@ -244,3 +244,19 @@ def test_litellm_config_behind_a_symlink_keeps_its_link(tmp_path: Path) -> None:
     r = run_uninstall("--yes")
     assert r.returncode == 0, r.stdout + r.stderr
     assert link.is_symlink() and real.read_bytes() == original
+
+
+def test_uninstall_py_runs_under_an_isolated_python_without_site_packages() -> None:
+    """``python3 -I -S uninstall.py``: no third-party package, no PYTHONPATH, not even the script's own
+    directory on the path; it hands over to the deployed venv's Python, or says in one line what to do."""
+    from tests.test_ops_support import deployed_venv
+
+    argv = [sys.executable, "-I", "-S", str(REPO / "uninstall.py"), "--dry-run"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "uninstall: cannot import" in r.stderr and "no Switchyard virtual environment was found" in r.stderr
+    # An inherit-style venv where the installer deploys one: the script re-runs itself with it.
+    deployed_venv(Paths.from_env())
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "No Switchyard journal" in r.stdout

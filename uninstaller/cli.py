@@ -26,11 +26,8 @@ import contextlib
 import copy
 import functools
 import json
-import os
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +37,13 @@ import click
 
 from installer import journal as journal_mod
 from installer.litellm_yaml import LiteLLMConfigError, load_yaml_file, render, unified_diff
-from installer.paths import Paths, PathsError
 from installer.plan import colour_diff
 from installer.probes import ProbeError, litellm_live
-from installer.service import ServiceError, restart_waiter, user_manager_state
-from proxy.pidfile import is_switchyard, live_pid
+from installer.service_start import ServiceError, restart_waiter
+from proxy.host import procs, systemd
+from proxy.host.atomic import atomic_write, write_through
+from proxy.host.paths import Paths, PathsError
+from proxy.host.pidfile import live_pid
 from uninstaller.inventory import CreatedFile, Inventory, ModifiedFile, from_state
 from uninstaller.yaml_revert import revert_changes
 
@@ -154,7 +153,7 @@ class Uninstaller:
         self.purge = purge
         self.color = color
         self.report = Report()
-        self.manager = user_manager_state() if self.inv.systemd_unit else None
+        self.manager = systemd.user_manager_answers() if self.inv.systemd_unit else False
         self.yaml_plans = [plan_yaml(m) for m in self.inv.modified]
         self.yaml_written = False
         self.yaml_done: set[str] = set()
@@ -234,7 +233,7 @@ class Uninstaller:
                     self.report.failed.append(f"could not disable {unit} ({err}); finish by hand: "
                                               f"systemctl --user disable --now {unit}")
         for pf, pid in self._live():
-            if stop_pid(pid):
+            if procs.stop(pid, STOP_WAIT_S).ok:
                 self.report.undone.append(f"stopped the Switchyard proxy (PID {pid})")
             else:
                 ok = False
@@ -274,7 +273,7 @@ class Uninstaller:
             return
         try:
             # Through a symlink (a dotfiles checkout, say): replace the file it points to, keep the link.
-            journal_mod.write_through(path, yp.new)
+            write_through(path, yp.new)
         except OSError as exc:
             self.report.failed.append(
                 f"could not write {path} ({exc.strerror}); finish by hand: {_manual_yaml(yp.mod)}")
@@ -485,7 +484,7 @@ class Uninstaller:
         keep_journal = self._holds_something(st, backups)
         try:
             if keep_journal:
-                journal_mod.atomic_write(journal, (json.dumps(st, indent=2) + "\n").encode(), 0o600)
+                atomic_write(journal, (json.dumps(st, indent=2) + "\n").encode(), 0o600)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     journal.unlink()
@@ -502,7 +501,7 @@ class Uninstaller:
         if keep_journal and removed:
             st["dirs_created"] = [d for d in st["dirs_created"] if Path(d).is_dir()]
             with contextlib.suppress(OSError):
-                journal_mod.atomic_write(journal, (json.dumps(st, indent=2) + "\n").encode(), 0o600)
+                atomic_write(journal, (json.dumps(st, indent=2) + "\n").encode(), 0o600)
 
     def kept_data_lines(self) -> list[str]:
         logs, backups = self._kept_data()
@@ -529,20 +528,6 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=90)
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def stop_pid(pid: int) -> bool:
-    """SIGTERM a Switchyard proxy, SIGKILL if it will not go; True once it is gone."""
-    for sig, wait in ((signal.SIGTERM, STOP_WAIT_S), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            # is_switchyard, not kill(pid, 0): an unreaped zombie (or a reused PID) is not our proxy.
-            if not is_switchyard(pid):
-                return True
-            time.sleep(0.1)
-    return not is_switchyard(pid)
 
 
 def _summary(u: Uninstaller) -> None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer.paths import UNIT_NAME
+from installer.journal_actions import parse_all
+from proxy.host.paths import UNIT_NAME
 
 
 @dataclass
@@ -59,10 +60,6 @@ def _add(seq: list[Path], p: str | None) -> None:
         seq.append(Path(p))
 
 
-def _under(path: str, root: Path) -> bool:
-    return Path(path) == root or root in Path(path).parents
-
-
 def from_state(state: dict[str, Any], backups_root: Path) -> Inventory:
     runs: list[dict[str, Any]] = list(state.get("runs") or [])
     interrupted = [r for r in runs if r.get("status") == "running"]
@@ -100,38 +97,47 @@ def from_state(state: dict[str, Any], backups_root: Path) -> Inventory:
         inv.litellm_restart = lit.get("restart_command") or None
 
     known = {str(f.path) for f in inv.created} | {str(m.path) for m in inv.modified} | {str(x) for x in inv.logs}
+    traces = _Traces(inv, known)
     for run in runs:
-        for action in run.get("actions") or []:
-            op = action.get("op")
-            # Backups (and venvs moved aside) live under the backups root, whatever run made them.
-            if op == "create" and _under(action["path"], backups_root):
-                _add(inv.backups, action["path"])
-            elif op == "overwrite" and action.get("backup"):
-                _add(inv.backups, action["backup"])
-            elif op == "venv" and action.get("previous"):
-                _add(inv.venvs, action["previous"])
-            if run.get("status") != "running":
-                continue
-            # The interrupted run: what it did may not be in the cumulative state yet.
-            if op == "create" and not _under(action["path"], backups_root) and action["path"] not in known:
-                inv.created.append(CreatedFile(Path(action["path"]), "file", None))
-                known.add(action["path"])
-            elif op == "mkdir":
-                _add(inv.dirs, action["path"])
-            elif op == "venv":
-                _add(inv.venvs, action["path"])
-            elif op == "spawn":
-                _add(inv.pidfiles, action.get("pidfile"))
-                for c in action.get("created") or []:
-                    _add(inv.logs, c)
-            elif op == "command":
-                argv = [str(a) for a in action.get("argv") or []]
-                undo = [str(a) for a in action.get("undo") or []]
-                if argv[:1] == ["systemctl"]:
-                    inv.systemd_unit = inv.systemd_unit or UNIT_NAME
-                    if undo and undo not in inv.systemd_undo:
-                        inv.systemd_undo.append(undo)
+        unfinished = run.get("status") == "running"
+        # In reverse, as a rollback walks them: each action says what it may have left.
+        for action in reversed(parse_all(run.get("actions") or [])):
+            action.trace(traces, backups_root, unfinished)
     for f in inv.created:
         if f.role == "unit":
             _add(inv.unit_files, str(f.path))
     return inv
+
+
+class _Traces:
+    """Collects what the journal's actions say they left (see installer.journal_actions.Traces)."""
+
+    def __init__(self, inv: Inventory, known: set[str]) -> None:
+        self.inv = inv
+        self.known = known
+
+    def created_file(self, path: Path) -> None:
+        # Created by an interrupted run, maybe killed before it was recorded as ours (no hash).
+        if str(path) not in self.known:
+            self.inv.created.append(CreatedFile(path, "file", None))
+            self.known.add(str(path))
+
+    def created_dir(self, path: Path) -> None:
+        _add(self.inv.dirs, str(path))
+
+    def backup(self, path: Path) -> None:
+        _add(self.inv.backups, str(path))
+
+    def venv(self, path: Path) -> None:
+        _add(self.inv.venvs, str(path))
+
+    def pidfile(self, path: Path) -> None:
+        _add(self.inv.pidfiles, str(path))
+
+    def log(self, path: Path) -> None:
+        _add(self.inv.logs, str(path))
+
+    def systemd_undo(self, argv: list[str]) -> None:
+        self.inv.systemd_unit = self.inv.systemd_unit or UNIT_NAME
+        if argv and argv not in self.inv.systemd_undo:
+            self.inv.systemd_undo.append(argv)

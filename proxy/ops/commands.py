@@ -39,10 +39,8 @@ def _print_checks(checks: Iterable[Check]) -> int:
 def _log_path(log: str | None, config_path: str | None) -> Path:
     if log:
         return Path(log)
-    from proxy.ops import paths
-
     cfg = context.load(config_path)
-    path = paths.decisions_path(cfg)
+    path = context.decisions_path(cfg)
     if path is None:
         raise click.ClickException(
             f"no decision log is configured in {cfg.source}: set [log] decisions = "
@@ -320,8 +318,8 @@ def doctor(config_path: str | None, yes: bool, no_cloud: bool) -> None:
     template takes tools, it does not cut long prompts silently (Ollama); lingering is on; the
     decision log grows.  Exits 1 when any check fails.
     """
+    from proxy.host.envfile import apply_env_file
     from proxy.ops import doctor as d
-    from proxy.ops.envfile import apply_env_file
 
     path = context.resolve_config_path(config_path)
     apply_env_file(context.env_file_for(path), os.environ)
@@ -358,11 +356,11 @@ def start(config_path: str | None, timeout: float) -> None:
     Through systemctl --user when the unit exists and a user manager answers; otherwise
     detached, with a pidfile, output appended to $XDG_STATE_HOME/switchyard/proxy.log.
     """
-    from proxy.ops import service
+    from proxy.ops import lifecycle
 
     cfg = context.load(config_path)
     key = context.require_router_key(cfg)
-    outcome = service.start(cfg, context.resolve_config_path(config_path), key, timeout)
+    outcome = lifecycle.start(cfg, context.resolve_config_path(config_path), key, timeout)
     _finish(outcome.ok, outcome.message)
 
 
@@ -373,13 +371,13 @@ def start(config_path: str | None, timeout: float) -> None:
 def stop(config_path: str | None, timeout: float | None, force: bool) -> None:
     """Stop the proxy (in-flight answers get the grace period to finish).
 
-    A pidfile is trusted only if its PID is alive and is Switchyard, and it is never removed
+    A pidfile is trusted only while its process holds its lock, and it is never removed
     while that process still runs.
     """
-    from proxy.ops import service
+    from proxy.ops import lifecycle
 
     cfg = context.load(config_path)
-    outcome = service.stop(cfg, timeout, force)
+    outcome = lifecycle.stop(cfg, timeout, force)
     _finish(outcome.ok, outcome.message)
 
 
@@ -389,11 +387,11 @@ def stop(config_path: str | None, timeout: float | None, force: bool) -> None:
 @_force
 def restart(config_path: str | None, timeout: float, force: bool) -> None:
     """Stop the proxy, start it again, and wait until /health answers."""
-    from proxy.ops import service
+    from proxy.ops import lifecycle
 
     cfg = context.load(config_path)
     key = context.require_router_key(cfg)
-    outcome = service.restart(cfg, context.resolve_config_path(config_path), key, timeout, force)
+    outcome = lifecycle.restart(cfg, context.resolve_config_path(config_path), key, timeout, force)
     _finish(outcome.ok, outcome.message)
 
 

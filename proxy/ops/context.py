@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import click
 
 from proxy.config import Config, ConfigError, load_config
-from proxy.ops import paths
-from proxy.ops.envfile import apply_env_file
+from proxy.host.envfile import apply_env_file
+from proxy.host.paths import Paths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,14 +28,29 @@ def config_option(func: F) -> F:
     return decorator(func)
 
 
+def host_paths() -> Paths:
+    """The host layer's paths for this environment (read at call time: tests point HOME elsewhere)."""
+    return Paths.from_env(strict=False)
+
+
+def pidfile_path(cfg: Config) -> Path:
+    """The configured pidfile; without one, ``switchyard start`` keeps its own at the default path."""
+    return host_paths().pidfile_for(cfg.listen.pidfile)
+
+
+def decisions_path(cfg: Config) -> Path | None:
+    """The decision log, or None: the proxy logs decisions only when ``[log] decisions`` is set."""
+    return Path(cfg.log.decisions) if cfg.log.decisions else None
+
+
 def resolve_config_path(config_path: str | None) -> Path:
-    return Path(config_path) if config_path else paths.default_config_path()
+    return Path(config_path) if config_path else host_paths().config_file
 
 
 def env_file_for(config: Path) -> Path:
     """The env file: the installer puts it beside the config; else the XDG default."""
     beside = config.parent / "env"
-    return beside if beside.exists() else paths.env_file_path()
+    return beside if beside.exists() else host_paths().env_file
 
 
 def load(config_path: str | None) -> Config:
@@ -53,7 +68,7 @@ def require_router_key(cfg: Config) -> str:
     if not key:
         raise click.ClickException(
             f"the router key variable {cfg.listen.key_env} is not set and not in "
-            f"{env_file_for(Path(cfg.source or paths.default_config_path()))}; "
+            f"{env_file_for(Path(cfg.source or host_paths().config_file))}; "
             "re-run the installer or add it to the env file"
         )
     return key

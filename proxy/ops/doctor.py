@@ -9,27 +9,30 @@ judged by :mod:`proxy.local_advice`, in the same words as the installer and ``sw
 from __future__ import annotations
 
 import hmac
-import json
+import os
 import re
 import shlex
 import stat
-from collections.abc import Callable, Mapping
+import subprocess
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy import local_advice, pidfile
+from proxy import local_advice
 from proxy.capabilities import LocalCapabilities
 from proxy.config import Config, ConfigError, LocalConfig, load_config
-from proxy.ops import paths, probes
+from proxy.host import http_probe, pidfile, procs, systemd
+from proxy.host.envfile import parse_env_text, read_env_file
+from proxy.host.http_probe import HttpResult
 from proxy.ops.checks import Check, failed, from_finding, passed, skipped
-from proxy.ops.context import base_url, env_file_for
-from proxy.ops.envfile import parse_env_text, read_env_file
-from proxy.ops.probes import HttpResult
+from proxy.ops.context import base_url, decisions_path, env_file_for, host_paths, pidfile_path
 from proxy.ops.status import (
     Facts,
     Listener,
     check_linger,
     check_local_model,
+    known_pids,
     listener_facts,
     local_capabilities,
 )
@@ -99,7 +102,7 @@ def check_stale_pidfile(path: Path, pid: int | None, live: bool) -> Check:
         return passed(name, f"{path}: PID {pid} is a running Switchyard")
     return failed(
         name,
-        f"stale: {path} names PID {pid}, which is gone or not a Switchyard process",
+        f"stale: {path} names PID {pid}, but no running process holds its lock",
         f"rm {shlex.quote(str(path))}  (harmless: a stale pidfile never blocks 'switchyard start')",
     )
 
@@ -141,22 +144,33 @@ class LauncherKey:
     source: str
 
 
-def launcher_key(text: str, environ_files: Callable[[Path], dict[str, str]], key_env: str) -> LauncherKey:
-    """The router key the launcher will send: a literal assignment, or the env file it reads."""
-    literal = re.search(r"^\s*(?:export\s+)?ANTHROPIC_(?:AUTH_TOKEN|API_KEY)=(['\"]?)([^'\"\s$]+)\1\s*$", text, re.M)
-    if literal:
-        return LauncherKey(literal.group(2), "written in the launcher")
-    m = re.search(r"^\s*env_file=(.+)$", text, re.M)
-    if m:
+# Stands in for `claude` when doctor runs the launcher: prints what the launcher would hand over.
+_STUB = '#!/bin/sh\nprintf "%s\\n" "switchyard-doctor" "${ANTHROPIC_AUTH_TOKEN-}" "${ANTHROPIC_BASE_URL-}"\n'
+
+
+def launcher_key(launcher: Path, timeout: float = 10.0) -> LauncherKey:
+    """The router key the launcher sends, found by running it with a stand-in ``claude`` first on PATH.
+
+    Running it is the only reading that cannot disagree with the launcher itself (however it gets
+    the key: from the env file, written in, or from the environment).
+    """
+    with tempfile.TemporaryDirectory(prefix="switchyard-doctor-") as scratch:
+        stub = Path(scratch) / "claude"
+        stub.write_text(_STUB, encoding="ascii")
+        stub.chmod(0o700)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+        env["PATH"] = scratch + os.pathsep + env.get("PATH", "/usr/bin:/bin")
         try:
-            parts = shlex.split(m.group(1))
-        except ValueError:
-            parts = []
-        if parts:
-            env_path = Path(parts[0])
-            var = re.search(r"s/\^(\w+)=//", text)
-            return LauncherKey(environ_files(env_path).get(var.group(1) if var else key_env), f"from {env_path}")
-    return LauncherKey(None, "not found in the launcher")
+            proc = subprocess.run(["/bin/sh", str(launcher)], capture_output=True, text=True, env=env,
+                                  timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return LauncherKey(None, f"could not run it ({exc})")
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or not lines or lines[0] != "switchyard-doctor":
+        why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        return LauncherKey(None, f"not handed to claude ({why})")
+    key = lines[1] if len(lines) > 1 else ""
+    return LauncherKey(key or None, "as the launcher hands it to claude" if key else "empty when run")
 
 
 def check_launcher_key(launcher: Path, found: LauncherKey | None, service_key: str | None, service_src: str) -> Check:
@@ -210,7 +224,7 @@ def check_litellm_thinking(results: Mapping[str, HttpResult] | None, url: str) -
             return failed(name, f"{url} does not answer: {r.error}", "start LiteLLM or fix cloud.base_url")
         if r.status == 200:
             continue
-        message = _error_message(r)
+        message = r.message()
         if r.status == 400 and any(word in message.lower() for word in THINKING_FIELDS):
             rejecting.append(model)
             others.append(f"model {model}: its backend rejects the thinking fields (HTTP 400: {message})")
@@ -227,32 +241,6 @@ def check_litellm_thinking(results: Mapping[str, HttpResult] | None, url: str) -
     if others:
         return failed(name, "; ".join(others), "check LiteLLM's log and config")
     return passed(name, f"{', '.join(results)} answered 200 to reasoning, thinking and enable_thinking")
-
-
-def _error_message(r: HttpResult) -> str:
-    data = r.json()
-    msg: object = None
-    if isinstance(data, dict):
-        err = data.get("error")
-        msg = err.get("message") if isinstance(err, dict) else err
-    text = str(msg) if msg else r.body.decode("utf-8", "replace")
-    return " ".join(text.split())[:200]
-
-
-# The thinking-related fields clients and routers put on a request; an OpenAI-compatible backend
-# behind LiteLLM rejects them unless that model's ``additional_drop_params`` drops them.  The same
-# set the installer probes and patches for (installer/probes.py), so the two agree.
-PROBE_FIELDS: dict[str, object] = {
-    "reasoning": {"effort": "low"},
-    "thinking": {"type": "enabled", "budget_tokens": 1024},
-    "enable_thinking": True,
-}
-
-
-def thinking_probe_body(model: str) -> bytes:
-    # One output token: the smallest request that still carries the fields.
-    body: dict[str, object] = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
-    return json.dumps({**body, **PROBE_FIELDS}).encode()
 
 
 @dataclass(frozen=True)
@@ -316,7 +304,7 @@ def log_writable(counters: Mapping[str, object]) -> bool:
 
 
 def _log_probe(cfg: Config, key: str, live: int | None) -> LogProbe:
-    log = paths.decisions_path(cfg)
+    log = decisions_path(cfg)
     if log is None:
         return LogProbe(configured=False, running=live is not None)
     if live is None:
@@ -331,7 +319,7 @@ def _log_probe(cfg: Config, key: str, live: int | None) -> LogProbe:
         pass
     # The proxy counts the records it wrote and failed to write (and fails to open a bad path at
     # start), so no request has to be sent to find out whether the log still grows.
-    r = probes.http_request(f"{base_url(cfg)}/health", probes.auth_headers(key), timeout=5.0)
+    r = http_probe.request(f"{base_url(cfg)}/health", http_probe.router_headers(key), timeout=5.0)
     counters: dict[str, object] = {}
     requests = 0
     data = r.json() if r.status == 200 else None
@@ -362,10 +350,10 @@ def _log_probe(cfg: Config, key: str, live: int | None) -> LogProbe:
 
 def _service_key(cfg: Config, live: int | None, env_file: Path) -> tuple[str | None, str]:
     if live is not None:
-        env = probes.process_environ(live)
+        env = procs.environ(live)
         if env is not None:
             return env.get(cfg.listen.key_env), f"running PID {live}"
-    unit_text = _read(paths.unit_path())
+    unit_text = _read(host_paths().unit_file)
     if unit_text:
         m = re.search(r"^EnvironmentFile=-?(.+)$", unit_text, re.M)
         if m:
@@ -383,7 +371,7 @@ def run_doctor(config_path: Path, allow_cloud: bool) -> list[Check]:
     except ConfigError as exc:
         error = str(exc)
     checks.append(check_config_loads(config_path, error))
-    checks.append(check_literal_home(config_path, _read(config_path), str(paths.home())))
+    checks.append(check_literal_home(config_path, _read(config_path), str(host_paths().home)))
     env_file = env_file_for(config_path)
     try:
         mode: int | None = env_file.stat().st_mode
@@ -393,21 +381,16 @@ def run_doctor(config_path: Path, allow_cloud: bool) -> list[Check]:
     if cfg is None:
         checks.append(skipped("the rest", "needs a config that loads"))
         return checks
-    pid_path = paths.pidfile_path(cfg)
+    pid_path = pidfile_path(cfg)
     pid = pidfile.read_pid(pid_path)
-    live = pidfile.live_pid(pid_path)
-    if live is None:
-        listening, listeners = listener_facts(cfg.listen.port)
-        live = next((li.pid for li in listeners if li.is_switchyard), None)
-    else:
-        listening, listeners = listener_facts(cfg.listen.port)
-    checks.append(check_stale_pidfile(pid_path, pid, pid is not None and pidfile.is_switchyard(pid)))
-    unit = paths.unit_path()
+    listening, listeners = listener_facts(cfg.listen.port, known_pids(cfg))
+    live = pidfile.live_pid(pid_path) or next((li.pid for li in listeners if li.is_switchyard), None)
+    checks.append(check_stale_pidfile(pid_path, pid, pid is not None and pidfile.live_pid(pid_path) == pid))
+    unit = host_paths().unit_file
     checks.append(check_unit_cleanup(unit, _read(unit), pid_path))
     checks.append(check_port_holder(cfg.listen.port, listening, listeners))
-    launcher = paths.launcher_path()
-    launcher_text = _read(launcher)
-    found = launcher_key(launcher_text, read_env_file, cfg.listen.key_env) if launcher_text is not None else None
+    launcher = host_paths().saved_launcher
+    found = launcher_key(launcher) if launcher.is_file() else None
     service_key, service_src = _service_key(cfg, live, env_file)
     checks.append(check_launcher_key(launcher, found, service_key, service_src))
     local_key = cfg.local_key()
@@ -415,13 +398,11 @@ def run_doctor(config_path: Path, allow_cloud: bool) -> list[Check]:
     facts = Facts(
         local_url=local_url,
         local_model=cfg.local.model,
-        local_models=probes.http_request(
-            f"{local_url}/models", {"Authorization": f"Bearer {local_key}"} if local_key else {}
-        ),
+        local_models=http_probe.request(f"{local_url}/models", http_probe.bearer(local_key)),
     )
     checks.append(check_local_model(facts))
     health = (
-        probes.http_request(f"{base_url(cfg)}/health", probes.auth_headers(cfg.router_key()), timeout=3.0)
+        http_probe.request(f"{base_url(cfg)}/health", http_probe.router_headers(cfg.router_key()), timeout=3.0)
         if live is not None
         else None
     )
@@ -432,21 +413,12 @@ def run_doctor(config_path: Path, allow_cloud: bool) -> list[Check]:
     checks.extend(check_local_capabilities(caps, cfg.local))
     thinking: dict[str, HttpResult] | None = None
     if allow_cloud:
-        thinking = {}
-        headers = {
-            **probes.auth_headers(cfg.cloud_key()),
-            "content-type": "application/json",
-            "anthropic-version": "2023-06-01",
+        thinking = {
+            model: http_probe.messages_probe(cfg.cloud.base_url, cfg.cloud_key(), model,
+                                             timeout=min(cfg.cloud.timeout_s, 60.0))
+            for model in dict.fromkeys((cfg.cloud.simple_model, cfg.cloud.complex_model))
         }
-        for model in dict.fromkeys((cfg.cloud.simple_model, cfg.cloud.complex_model)):
-            thinking[model] = probes.http_request(
-                f"{cfg.cloud.base_url.rstrip('/')}/v1/messages",
-                headers,
-                timeout=min(cfg.cloud.timeout_s, 60.0),
-                method="POST",
-                body=thinking_probe_body(model),
-            )
     checks.append(check_litellm_thinking(thinking, cfg.cloud.base_url))
-    checks.append(check_linger(probes.linger()))
+    checks.append(check_linger(systemd.linger()))
     checks.append(check_log_growing(_log_probe(cfg, cfg.router_key(), live)))
     return checks

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.ops.probes import auth_headers, http_request
+from proxy.host.http_probe import bearer, request
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def parse_model_info(data: Any, source: str) -> Prices:
 
 def fetch_prices(base_url: str, key: str, timeout: float = 3.0) -> Prices:
     source = base_url.rstrip("/") + "/model/info"
-    res = http_request(source, headers=auth_headers(key), timeout=timeout)
+    res = request(source, headers=bearer(key), timeout=timeout)
     if res.status is None:
         return Prices(source, error=f"LiteLLM is not reachable at {source} ({res.error})")
     if res.status != 200:

@@ -14,18 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy import local_advice, pidfile
+from proxy import local_advice
 from proxy.capabilities import LocalCapabilities, capabilities_from_json, probe_url
 from proxy.config import Config, LocalConfig
-from proxy.ops import paths, probes
+from proxy.host import http_probe, pidfile, procs, systemd
+from proxy.host.http_probe import HttpResult
+from proxy.host.paths import UNIT_NAME
+from proxy.host.systemd import UnitState
 from proxy.ops.checks import Check, failed, passed, skipped
-from proxy.ops.context import base_url
-from proxy.ops.probes import HttpResult, UnitState
+from proxy.ops.context import base_url, host_paths, pidfile_path
 
 
 @dataclass(frozen=True)
 class Listener:
     pid: int
+    # The PID holds the pidfile's lock or is the unit's main PID: known to be this Switchyard.
     is_switchyard: bool
     command: str
 
@@ -68,12 +71,12 @@ def check_service(f: Facts) -> Check:
     if f.systemd:
         assert f.unit is not None
         if f.unit.active == "active":
-            return passed(name, f"systemd unit {paths.UNIT_NAME} active ({f.unit.sub}), PID {f.unit.main_pid}")
+            return passed(name, f"systemd unit {UNIT_NAME} active ({f.unit.sub}), PID {f.unit.main_pid}")
         return failed(
             name,
-            f"systemd unit {paths.UNIT_NAME} is {f.unit.active or 'unknown'} ({f.unit.sub or f.unit.error})",
-            f"switchyard start; if it fails again: journalctl --user -u {paths.UNIT_NAME} -n 50, "
-            f"and {paths.proxy_log_path()}",
+            f"systemd unit {UNIT_NAME} is {f.unit.active or 'unknown'} ({f.unit.sub or f.unit.error})",
+            f"switchyard start; if it fails again: journalctl --user -u {UNIT_NAME} -n 50, "
+            f"and {host_paths().proxy_log}",
         )
     how = "no systemd user manager" if f.unit_file else "no systemd unit"
     if f.pidfile_live is not None:
@@ -81,7 +84,7 @@ def check_service(f: Facts) -> Check:
     if f.pidfile_pid is not None:
         return failed(
             name,
-            f"not running: pidfile {f.pidfile} names PID {f.pidfile_pid}, which is not a Switchyard process",
+            f"not running: pidfile {f.pidfile} names PID {f.pidfile_pid}, but no running process holds its lock",
             "switchyard start (a stale pidfile never blocks a start)",
         )
     return failed(name, f"not running ({how}, no pidfile at {f.pidfile})", "switchyard start")
@@ -104,7 +107,7 @@ def check_pid_stable(f: Facts) -> Check:
         return failed(
             name,
             f"the main PID changed from {first} to {second} within a second: the proxy is restarting",
-            f"look at the end of {paths.proxy_log_path()} (or journalctl --user -u {paths.UNIT_NAME})",
+            f"look at the end of {host_paths().proxy_log} (or journalctl --user -u {UNIT_NAME})",
         )
     if restarts:
         return passed(name, f"PID {first}; systemd restarted it {restarts} time(s) since the unit started")
@@ -175,11 +178,7 @@ def check_health(f: Facts) -> Check:
 
 
 def model_ids(result: HttpResult) -> list[str]:
-    data = result.json()
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        return []
-    return [str(m.get("id")) for m in items if isinstance(m, dict) and m.get("id")]
+    return http_probe.model_ids(result.json()) or []
 
 
 def check_local_model(f: Facts) -> Check:
@@ -266,15 +265,17 @@ STATUS_CHECKS: tuple[Callable[[Facts], Check], ...] = (
 # ---------------------------------------------------------------- I/O edge
 
 
-def _command(pid: int) -> str:
-    argv = pidfile.process_cmdline(pid) or []
-    text = " ".join(argv)
-    return text[:80] or f"PID {pid}"
+def known_pids(cfg: Config) -> set[int]:
+    """The PIDs proven to be this Switchyard: the pidfile's lock holder and the unit's main PID."""
+    known = {pidfile.live_pid(pidfile_path(cfg))}
+    if host_paths().unit_file.exists():
+        known.add(systemd.unit_state().main_pid or None)
+    return {p for p in known if p}
 
 
-def listener_facts(port: int) -> tuple[bool, list[Listener]]:
-    listening, pids = probes.listeners(port)
-    return listening, [Listener(p, pidfile.is_switchyard(p), _command(p)) for p in pids]
+def listener_facts(port: int, known: set[int]) -> tuple[bool, list[Listener]]:
+    listening, pids = procs.listeners(port)
+    return listening, [Listener(p, p in known, procs.describe(p)) for p in pids]
 
 
 FROM_PROXY = "as the running proxy sees it"
@@ -296,32 +297,32 @@ def local_capabilities(cfg: Config, health: HttpResult | None, timeout: float = 
 
 def gather(cfg: Config, key: str, sample_interval: float = 0.5, timeout: float = 3.0) -> Facts:
     f = Facts(port=cfg.listen.port)
-    f.unit_file = paths.unit_path().exists()
-    f.unit = probes.unit_state() if f.unit_file else None
-    f.pidfile = paths.pidfile_path(cfg)
+    f.unit_file = host_paths().unit_file.exists()
+    f.unit = systemd.unit_state() if f.unit_file else None
+    f.pidfile = pidfile_path(cfg)
     f.pidfile_pid = pidfile.read_pid(f.pidfile)
     f.pidfile_live = pidfile.live_pid(f.pidfile)
     first = main_pid(f)
     if first is not None:
         time.sleep(sample_interval)
         if f.systemd:
-            f.unit = probes.unit_state()
+            f.unit = systemd.unit_state()
         else:
             f.pidfile_live = pidfile.live_pid(f.pidfile)
     f.main_pids = (first, main_pid(f))
-    f.listening, f.listeners = listener_facts(cfg.listen.port)
-    f.health = probes.http_request(f"{base_url(cfg)}/health", probes.auth_headers(key), timeout)
+    known = {p for p in (f.pidfile_live, f.unit.main_pid if f.unit else None) if p}
+    f.listening, f.listeners = listener_facts(cfg.listen.port, known)
+    f.health = http_probe.request(f"{base_url(cfg)}/health", http_probe.router_headers(key), timeout)
     f.key_env, f.key_set = cfg.listen.key_env, bool(key)
     f.local_url = cfg.local.base_url.rstrip("/")
     f.local_model = cfg.local.model
     local_key = cfg.local_key()
-    headers = {"Authorization": f"Bearer {local_key}"} if local_key else {}
-    f.local_models = probes.http_request(f"{f.local_url}/models", headers, timeout)
+    f.local_models = http_probe.request(f"{f.local_url}/models", http_probe.bearer(local_key), timeout)
     f.local_caps, f.local_caps_source = local_capabilities(cfg, f.health, timeout)
     f.local = cfg.local
     f.litellm_url = cfg.cloud.base_url.rstrip("/")
-    f.litellm = probes.http_request(f"{f.litellm_url}/health/liveliness", None, timeout)
-    f.linger = probes.linger()
+    f.litellm = http_probe.request(f"{f.litellm_url}/health/liveliness", None, timeout)
+    f.linger = systemd.linger()
     return f
 
 

@@ -168,15 +168,17 @@ def main(argv: list[str]) -> int:
     import sys
 
     from proxy.config import ConfigError, load_config
-    from proxy.ops import paths
+    from proxy.host.paths import Paths
 
     log: Path | None = None
     try:
         if "--log" in argv:
             log = Path(argv[argv.index("--log") + 1])
         else:
-            config = Path(argv[argv.index("--config") + 1]) if "--config" in argv else paths.default_config_path()
-            log = paths.decisions_path(load_config(config))
+            config = (Path(argv[argv.index("--config") + 1]) if "--config" in argv
+                      else Paths.from_env(strict=False).config_file)
+            decisions = load_config(config).log.decisions
+            log = Path(decisions) if decisions else None
     except (ConfigError, IndexError) as exc:
         print(f"switchyard: {str(exc).splitlines()[0][:200] if str(exc) else 'give --config FILE'}")
         return 0

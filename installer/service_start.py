@@ -7,31 +7,30 @@ Containers and CI have ``systemctl`` but no running user manager; there the unit
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from installer import child
 from installer.journal import Journal
-from installer.paths import UNIT_NAME, Paths
-from installer.probes import router_health, wait_router
+from installer.journal_actions import CreateFile, RunCommand, SpawnProxy
+from installer.probes import router_health, wait_litellm, wait_router
+from proxy.host import pidfile, procs, systemd
+from proxy.host.paths import UNIT_NAME, Paths
 
 STABLE_SECONDS = 10.0
-# Test hook: the stability window in seconds, honoured only under pytest (PYTEST_CURRENT_TEST set).
+# The stability window in seconds (a test hook: the suite shortens it; shorter only, never longer).
 STABLE_ENV = "SWITCHYARD_INSTALL_STABLE_S"
 
 
 def stable_seconds() -> float:
-    """How long the service must keep one main PID: 10 s, shorter only for tests."""
+    """How long the service must keep one main PID: 10 s, shorter only when STABLE_ENV asks."""
     value = os.environ.get(STABLE_ENV, "")
-    if value and "PYTEST_CURRENT_TEST" in os.environ:
+    if value:
         try:
-            return max(0.0, float(value))
+            return min(STABLE_SECONDS, max(0.0, float(value)))
         except ValueError:
             pass
     return STABLE_SECONDS
@@ -42,38 +41,10 @@ class ServiceError(Exception):
 
 
 def _systemctl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True, check=False, timeout=timeout)
-
-
-def user_manager_state() -> str | None:
-    """The user manager's state (running, degraded, ...) or None when none answers."""
-    if shutil.which("systemctl") is None:
-        return None
-    try:
-        proc = _systemctl("is-system-running", timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    state = proc.stdout.strip()
-    if state in ("running", "degraded", "starting", "initializing", "maintenance"):
-        return state
-    return None
-
-
-def linger_enabled(user: str | None = None) -> bool | None:
-    """True/False from ``loginctl show-user USER -p Linger``; None when that cannot be asked."""
-    if shutil.which("loginctl") is None:
-        return None
-    who = user or getpass.getuser()
-    try:
-        proc = subprocess.run(
-            ["loginctl", "show-user", who, "-p", "Linger"], capture_output=True, text=True, check=False, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    out = proc.stdout.strip()
-    if proc.returncode != 0 or not out.startswith("Linger="):
-        return None
-    return out == "Linger=yes"
+    proc = systemd.systemctl(*args, timeout=timeout)
+    if proc is None:
+        raise ServiceError(f"systemctl --user {' '.join(args)} did not run (not installed, or timed out)")
+    return proc
 
 
 @dataclass
@@ -101,7 +72,7 @@ def _journal_runtime_files(journal: Journal, paths: Paths) -> list[str]:
     journal.make_dirs(paths.pidfile.parent)
     if not paths.proxy_log.exists():
         journal.note_log(paths.proxy_log)
-        journal.action("create", path=str(paths.proxy_log))
+        journal.record(CreateFile(str(paths.proxy_log)))
     journal.note_log(paths.decisions_log)
     return [str(f) for f in (paths.decisions_log,) if not f.exists()]
 
@@ -112,12 +83,12 @@ def start_systemd(journal: Journal, paths: Paths, port: int, key: str, restart: 
         proc = _systemctl(*args)
         if proc.returncode != 0:
             raise ServiceError(f"systemctl --user {' '.join(args)} failed: {proc.stderr.strip()}")
-    journal.action("command", argv=["systemctl", "--user", "enable", UNIT_NAME],
-                   undo=["systemctl", "--user", "disable", UNIT_NAME])
+    journal.record(RunCommand(["systemctl", "--user", "enable", UNIT_NAME],
+                              ["systemctl", "--user", "disable", UNIT_NAME]))
     verb = "restart" if restart else "start"
     proc = _systemctl(verb, UNIT_NAME, timeout=90)
-    journal.action("command", argv=["systemctl", "--user", verb, UNIT_NAME],
-                   undo=["systemctl", "--user", "stop", UNIT_NAME], created=fresh)
+    journal.record(RunCommand(["systemctl", "--user", verb, UNIT_NAME],
+                              ["systemctl", "--user", "stop", UNIT_NAME], fresh))
     journal.set("service", {
         "manager": "systemd", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
         "enabled": True, "started": True, "pidfile": str(paths.pidfile),
@@ -129,7 +100,7 @@ def start_systemd(journal: Journal, paths: Paths, port: int, key: str, restart: 
     first = _main_pid()
     # Type=exec: "started" only means the program was executed.  A proxy that exits at once is
     # seen as a main PID that is gone or changed (Restart=on-failure), not after the full wait.
-    status, _body = wait_router(port, key, 30.0, alive=lambda: first != 0 and _main_pid() == first)
+    status = wait_router(port, key, 30.0, alive=lambda: first != 0 and _main_pid() == first).status
     if status != 200:
         state = _systemctl("is-active", UNIT_NAME).stdout.strip() or "unknown"
         raise ServiceError(f"{UNIT_NAME} did not answer /health with 200 (got {status or 'nothing'}, "
@@ -138,54 +109,36 @@ def start_systemd(journal: Journal, paths: Paths, port: int, key: str, restart: 
     active = _systemctl("is-active", UNIT_NAME).stdout.strip()
     if active != "active" or _main_pid() != first:
         raise ServiceError(f"{UNIT_NAME} did not stay up (state {active}); see {paths.proxy_log}")
-    status, _body = router_health(port, key)
+    status = router_health(port, key).status
     if status != 200:
         raise ServiceError(f"/health answered {status} after the service settled; see {paths.proxy_log}")
     return ServiceResult("systemd", f"{UNIT_NAME} is active (PID {first}) and /health answers 200", first)
-
-
-def _stop_background(pidfile: Path) -> None:
-    from proxy.pidfile import live_pid
-
-    pid = live_pid(pidfile)
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, 15)
-    deadline = time.monotonic() + 25
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
 
 
 def start_background(
     journal: Journal, paths: Paths, port: int, env_values: Mapping[str, str], key: str
 ) -> ServiceResult:
     """Start ``<venv python> -m proxy serve`` detached, with the env file's variables, output to proxy.log."""
-    _stop_background(paths.pidfile)
+    live = pidfile.live_pid(paths.pidfile)
+    if live is not None:
+        procs.stop(live, 25.0)
     fresh = _journal_runtime_files(journal, paths)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHYARD_", "ANTHROPIC_"))}
     env.update(env_values)
     # The ExecStartPre of the unit, done by hand: a stale pidfile must not block the start.
     with contextlib.suppress(FileNotFoundError):
         paths.pidfile.unlink()
-    with open(paths.proxy_log, "ab") as log:
-        proc = subprocess.Popen(
-            [str(paths.venv_python), "-m", "proxy", "serve", "--config", str(paths.config_file)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=str(paths.data_dir),
-            start_new_session=True,
-        )
+    # The rendered config names the pidfile: the proxy writes it and holds its lock itself.
+    proc = procs.spawn_detached([str(paths.venv_python), "-m", "proxy", "serve", "--config", str(paths.config_file)],
+                                paths.proxy_log, env=env, cwd=paths.data_dir)
     # Files the proxy itself may create: a rollback removes them only if they did not exist before.
-    journal.action("spawn", pid=proc.pid, pidfile=str(paths.pidfile), created=fresh)
+    journal.record(SpawnProxy(proc.pid, str(paths.pidfile), fresh))
     journal.set("service", {
         "manager": "background", "unit_name": UNIT_NAME, "unit_file": str(paths.unit_file),
         "enabled": False, "started": True, "pidfile": str(paths.pidfile),
         "undo": [["kill", "-TERM", str(proc.pid)]],
     })
-    status, _body = wait_router(port, key, 30.0, alive=lambda: proc.poll() is None)
+    status = wait_router(port, key, 30.0, alive=lambda: proc.poll() is None).status
     if status != 200:
         raise ServiceError(
             f"the proxy started in the background did not answer /health with 200 (got {status or 'nothing'}); "
@@ -202,7 +155,6 @@ def restart_waiter(url: str, wait_s: float = 120.0,
     The command runs in its own process group (:func:`installer.child.run`): interrupted, its
     whole group is stopped.  ``after_command`` (a test hook) runs between the command and the wait.
     """
-    from installer.probes import wait_litellm
 
     def run(command: str) -> None:
         proc = child.run(command, shell=True, timeout=300)  # noqa: S604 - the user's own restart command

@@ -1,7 +1,8 @@
-"""Every path the installer touches, derived from HOME and the XDG base-directory variables.
+"""Every path Switchyard uses, derived from HOME and the XDG base-directory variables: the one set of defaults.
 
-Nothing here reads the real home implicitly: callers pass the environment (tests pass a temporary
-one), so the same code computes the same tree for the installer, the uninstaller and the tests.
+The installer, the uninstaller and every ``switchyard`` command compute their paths here, so they
+agree on where the pidfile, the unit, the launcher and the env file are.  Nothing reads the real home
+implicitly: callers may pass the environment (tests pass a temporary one).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 APP = "switchyard"
 UNIT_NAME = "switchyard.service"
+DEFAULT_LAUNCHER = "claude-routed"
+DEFAULT_PORT = 3456
 
 
 class PathsError(Exception):
@@ -36,11 +39,14 @@ class Paths:
     runtime_dir: Path | None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, strict: bool = True) -> Paths:
+        """The tree for this environment; ``strict=False`` falls back to the password database's home."""
         env = os.environ if environ is None else environ
         home_s = env.get("HOME", "")
         if not home_s or not Path(home_s).is_absolute():
-            raise PathsError("HOME is not set to an absolute path; set HOME and run the installer again")
+            if strict:
+                raise PathsError("HOME is not set to an absolute path; set HOME and run the command again")
+            home_s = str(Path.home())
         home = Path(home_s)
         runtime = env.get("XDG_RUNTIME_DIR", "")
         return cls(
@@ -101,6 +107,27 @@ class Paths:
     def launcher(self, name: str) -> Path:
         return self.bin_dir / name
 
+    def saved_launcher_name(self) -> str:
+        """The launcher's name from the installer's answers file (a flat YAML mapping), else the default.
+
+        Read with a line scan rather than a YAML parser: the key is a plain scalar on its own line and
+        this keeps the host layer free of third-party imports.
+        """
+        try:
+            text = self.answers_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return DEFAULT_LAUNCHER
+        for line in text.splitlines():
+            if line.startswith("launcher_name:"):
+                value = line.split(":", 1)[1].split(" #", 1)[0].strip().strip("'\"")
+                if value and "/" not in value:
+                    return value
+        return DEFAULT_LAUNCHER
+
+    @property
+    def saved_launcher(self) -> Path:
+        return self.launcher(self.saved_launcher_name())
+
     # --- state ---------------------------------------------------------------------------------
     @property
     def state_dir(self) -> Path:
@@ -130,4 +157,9 @@ class Paths:
 
     @property
     def pidfile(self) -> Path:
+        """The default pidfile: in the runtime directory (cleared at boot) when there is one."""
         return self.pid_dir / "switchyard.pid"
+
+    def pidfile_for(self, configured: str) -> Path:
+        """The config's ``listen.pidfile`` when it names one, else the default."""
+        return Path(configured) if configured else self.pidfile
