@@ -183,6 +183,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     expected = request.app[STATE].router_key
     if expected:
         presented = _presented_key(request)
+        if not presented and request.path == "/health":
+            # Service managers, containers and the guides users follow probe /health without a key:
+            # they get liveness only (health() shows no detail without the key); a wrong key is a 401.
+            return await handler(request)
         # compare_digest runs in time independent of where the strings differ.
         if not presented or not hmac.compare_digest(presented, expected):
             log_limited(log, _CLIENT_ERRORS, logging.WARNING, "%s %s -> 401: missing or wrong router key",
@@ -204,7 +208,10 @@ async def root(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness for anyone; with the router key (or none configured) the full detail."""
     st = request.app[STATE]
+    if st.router_key and not _presented_key(request):
+        return web.json_response({"status": "ok", "version": __version__, "detail": "send the router key for more"})
     assert st.local_session is not None
     local_up = await st.health.is_up(st.local_session)
     return web.json_response(

@@ -115,7 +115,10 @@ ODD_REQUESTS: dict[str, tuple[bytes, int]] = {
         b"GET /health HTTP/1.1\r\nHost: x\r\nx-api-key: wrong\r\nx-api-key: " + KEY + b"\r\nConnection: close\r\n\r\n",
         401,
     ),
-    "Basic auth with the key": (request_bytes("GET", "/health", {"authorization": "Basic " + ROUTER_KEY}), 401),
+    # Not a key at all: /health answers liveness only (no detail) to a probe without a key.
+    "Basic auth with the key": (request_bytes("GET", "/health", {"authorization": "Basic " + ROUTER_KEY}), 200),
+    "Basic auth with the key, messages": (
+        request_bytes("POST", "/v1/messages", {"authorization": "Basic " + ROUTER_KEY}), 401),
     "lowercase bearer": (request_bytes("GET", "/health", {"authorization": "bearer " + ROUTER_KEY}), 200),
     "absolute-form target": (request_bytes("GET", "http://127.0.0.1/health", _H), 200),
     "content-type with charset": (

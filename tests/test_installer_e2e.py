@@ -99,11 +99,12 @@ def test_noninteractive_install_then_rerun_is_noop(shared_lab: Lab, tmp_path: Pa
     assert p.uninstall_script.read_bytes() == (REPO / "uninstaller" / "bootstrap.py").read_bytes()
     assert stat.S_IMODE(p.uninstall_script.stat().st_mode) == 0o755
     assert f"undo everything: python3 {p.uninstall_script}" in r.stdout
-    # The service answers /health with the key, and not without it.
+    # The service answers /health in full with the key, with liveness only without it.
     health = probes.router_health(values["port"], router_key)
     assert health.status == 200, health.body
     with httpx.Client(trust_env=False) as c:
-        assert c.get(f"http://127.0.0.1:{values['port']}/health").status_code in (401, 403)
+        bare = c.get(f"http://127.0.0.1:{values['port']}/health")
+        assert bare.status_code == 200 and "local_up" not in bare.json()  # liveness only without the key
     assert "no systemd user manager answers here" in r.stdout
     # LiteLLM YAML: only added lines; the backup is the byte-identical original.
     journal = json.loads(p.journal_file.read_text())

@@ -91,6 +91,10 @@ def test_health_check() -> None:
     assert "SWITCHYARD_ROUTER_KEY is not set" in no_key.detail
     # A banner from someone else: the port owner is what counts.
     assert check_health(detached(health=health(pid=999))).failed
+    # Without the key a running proxy answers liveness only: up, but no detail to check.
+    liveness = HttpResult(200, b'{"status": "ok", "version": "0.1.0", "detail": "send the router key for more"}')
+    bare = check_health(detached(health=liveness, key_set=False))
+    assert bare.failed and "up (version 0.1.0)" in bare.detail and "not set here" in bare.detail
     assert check_health(detached(health=HttpResult(200, b"<html>"))).failed
     assert check_health(detached(health=HttpResult(None, error="Connection refused"))).failed
 

@@ -53,7 +53,26 @@ def test_wrong_or_missing_key_is_401(proxy: ProxyThread, headers: dict[str, str]
         r = httpx.post(proxy.url + path, headers=headers, json=messages_body())
         if path == "/health":
             r = httpx.get(proxy.url + path, headers=headers)
+            if not _presents_a_key(headers):
+                continue  # liveness without a key: test_health_without_a_key_is_liveness_only
         anthropic_error(r, 401, "authentication_error")
+
+
+def _presents_a_key(headers: dict[str, str]) -> bool:
+    auth = headers.get("authorization", "")
+    return bool(headers.get("x-api-key") or (auth.lower().startswith("bearer ") and auth[7:].strip()))
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": ""}, {"authorization": ROUTER_KEY}])
+def test_health_without_a_key_is_liveness_only(proxy: ProxyThread, headers: dict[str, str]) -> None:
+    # Service managers, containers and users' guides probe /health without a key.
+    r = httpx.get(proxy.url + "/health", headers=headers)
+    assert r.status_code == 200
+    data = r.json()
+    assert data["status"] == "ok" and data["version"]
+    assert set(data) == {"status", "version", "detail"}  # nothing about the local server, the log or the PID
+    full = httpx.get(proxy.url + "/health", headers=proxy.headers()).json()
+    assert {"local_up", "local", "pid", "decisions"} <= set(full)
 
 
 def test_bearer_token_is_accepted(proxy: ProxyThread) -> None:

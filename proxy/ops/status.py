@@ -166,6 +166,13 @@ def check_health(f: Facts) -> Check:
     data = h.json()
     if h.status != 200 or not isinstance(data, dict) or data.get("status") != "ok":
         return failed(name, f"HTTP {h.status}, not a Switchyard health answer", "switchyard doctor")
+    if "pid" not in data:
+        # Without a key /health answers liveness only (the service is up, but nothing more is known).
+        return failed(
+            name,
+            f"up (version {data.get('version')}), but {f.key_env} is not set here, nor in the env file: no detail",
+            "re-run the installer, or add the key to the env file",
+        )
     pids = {li.pid for li in f.listeners}
     if pids and data.get("pid") not in pids:
         return failed(
