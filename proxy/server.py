@@ -30,7 +30,7 @@ from proxy.classifier import classify, compact_view
 from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt, local_dialect
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
-from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
+from proxy.decision_log import BROKEN_DETAIL, DecisionLog, DecisionRecord, utc_iso
 from proxy.errors import error_body, error_response
 from proxy.health import LocalHealth
 from proxy.host import pidfile
@@ -41,7 +41,7 @@ from proxy.listener import (
     connection_cap,
     raise_descriptor_limit,
 )
-from proxy.local_path import LocalRequest, answer_local_or_fallback
+from proxy.local_answer import Fallback, LocalOutcome, LocalRequest, answer_local
 from proxy.routing import (
     NEED_CLASSIFICATION,
     NEED_HEALTH,
@@ -53,8 +53,8 @@ from proxy.routing import (
 from proxy.server_log import RateLimit, log_limited, one_line, setup_logging
 from proxy.sse import encode_event
 from proxy.tokens import LocalTokenRatio, estimate_request_tokens
+from proxy.turn_memory import TurnMemory
 from proxy.validation import check_messages_body
-from proxy.verdict_cache import TurnMemory
 
 log = logging.getLogger("switchyard")
 
@@ -447,7 +447,35 @@ async def _answer_local(
         body = _reparsed_body(raw, modified)
         return await answer_cloud(request, st, _cloud_bytes(body, model), model, record, started)
 
-    return await answer_local_or_fallback(request, lr, record, started, facts.stream, to_cloud)
+    record.route = "local"
+    record.model = lr.model
+    outcome = LocalOutcome()
+    try:
+        try:
+            return await answer_local(request, lr, outcome, started, facts.stream)
+        finally:
+            # Also when the answer is cut short (client gone, shutdown: messages() completes the record).
+            _record_local(record, outcome)
+    except Fallback as fb:
+        log.info("local path failed before any output (%s); answering from the cloud", fb)
+        record.fallback = fb.cause
+        record.detail = fb.detail[:300] or None
+        record.ttft_ms = None
+        record.status = 0
+        return await to_cloud()
+
+
+def _record_local(record: DecisionRecord, outcome: LocalOutcome) -> None:
+    record.status = outcome.status
+    record.ttft_ms = outcome.ttft_ms
+    record.sent_whole = outcome.sent_whole
+    record.repaired = outcome.repaired
+    record.input_tokens = outcome.input_tokens
+    record.output_tokens = outcome.output_tokens
+    record.cached_tokens = outcome.cached_tokens
+    record.prefill_ms = outcome.prefill_ms
+    if outcome.broken is not None:
+        record.detail = f"{BROKEN_DETAIL}: {outcome.broken}"[:300]
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

@@ -29,15 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from proxy import jsonio
-from proxy.decision_log import FIELDS
+from proxy.decision_log import BROKEN_DETAIL, FIELDS
 from proxy.ops.chart import bar_chart
 from proxy.ops.misses import Flags, MissFigures, MissTracker
 
 # Requests refused before routing: counted, but kept out of shares and latencies.
 REJECTED_REASONS = frozenset({"bad-request", "unauthorized"})
 CLASSIFY_FAILURE_PREFIX = "classify-"
-# How proxy/local_path.py starts the detail of a local answer that broke after content was sent.
-BROKEN_DETAIL = "local stream broke after content"
 
 # A JSON scalar, strings as an "unrolled loop" (no alternation per character: several times faster).
 _V = rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|-?[0-9][0-9.eE+-]*|true|false|null'

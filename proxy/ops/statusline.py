@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy import jsonio
+from proxy.decision_log import BROKEN_DETAIL
 
 SCAN_BYTES = 4 * 1024 * 1024
 BLOCK = 64 * 1024
@@ -129,7 +130,7 @@ def _whole_file(path: Path) -> bool:
 def _why(rec: dict[str, Any]) -> str:
     if rec.get("fallback"):
         return f"fallback: {rec['fallback']}"
-    if str(rec.get("detail") or "").startswith("local stream broke after content"):
+    if str(rec.get("detail") or "").startswith(BROKEN_DETAIL):
         return "broke"
     reason = str(rec.get("reason") or "")
     return {"retry-to-cloud": "retry", "classify-timeout": "classify timeout"}.get(reason, reason)

@@ -1,4 +1,4 @@
-"""The local path: answer an Anthropic request with the local model, in the dialect ``local.api``
+"""The local route: an Anthropic request answered by the local model, in the dialect ``local.api``
 chose: translated to the server's OpenAI ``/chat/completions``, or sent to its own Anthropic
 ``/messages`` (:mod:`proxy.native_request`), whose stream is grammar-checked and re-expressed for the
 same translator (:mod:`proxy.native_stream`), so both dialects share every check below.
@@ -9,6 +9,10 @@ the request is answered by the cloud instead, and the decision log says why.  Af
 been sent there is no taking it back, so a failure ends the stream with an Anthropic ``error``
 event (never a made-up ``end_turn``) and the turn is marked so that Claude Code's retry goes to the
 cloud instead of looping on the local model.
+
+What happened is returned in a :class:`LocalOutcome` (filled as the answer goes, so it is right even
+when the answer is cut short), which the server writes into the decision record, as it does with the
+cloud relay's ``RelayStats``; this module never sees the record.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +30,6 @@ from aiohttp import web
 
 from proxy import jsonio
 from proxy.config import LocalConfig
-from proxy.decision_log import DecisionRecord
 from proxy.errors import error_body
 from proxy.local_client import LocalFailure, complete_chat, stream_chat, stream_messages
 from proxy.native_request import to_native_request
@@ -50,6 +53,21 @@ from proxy.text_tool_calls import ToolSchemas
 log = logging.getLogger("switchyard.local")
 
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-switchyard-route": "local"}
+
+
+@dataclass
+class LocalOutcome:
+    """What the local answer did, for the decision record."""
+
+    status: int = 0  # HTTP status sent (0: nothing yet)
+    ttft_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    prefill_ms: float | None = None
+    repaired: str | None = None  # the shape of a tool call written as text, sent as tool_use
+    broken: str | None = None  # why the answer broke after content was sent
+    sent_whole: bool = False  # the client has the whole answer
 
 
 class Fallback(Exception):
@@ -152,7 +170,7 @@ async def _native_chunks(events: AsyncGenerator[tuple[str | None, Any], None]) -
 
 
 async def stream_local(
-    request: web.Request, lr: LocalRequest, record: DecisionRecord, started: float
+    request: web.Request, lr: LocalRequest, outcome: LocalOutcome, started: float
 ) -> web.StreamResponse:
     """Stream the local answer; raises Fallback while nothing has been sent yet."""
     tr = _translate(lr, stream=True)
@@ -170,8 +188,8 @@ async def stream_local(
         out = web.StreamResponse(status=200, headers=SSE_HEADERS)
         await out.prepare(request)
         await out.write(_encode(held))
-        record.ttft_ms = (time.monotonic() - started) * 1000
-        record.status = 200
+        outcome.ttft_ms = (time.monotonic() - started) * 1000
+        outcome.status = 200
         broken: str | None = None
         if not ended:
             try:
@@ -185,19 +203,19 @@ async def stream_local(
         if broken is not None:
             log.warning("local stream broke after content was sent (%s); the turn's retry goes to the cloud", broken)
             lr.on_broken(broken)
-            record.detail = f"local stream broke after content: {broken}"[:300]
+            outcome.broken = broken
             event = error_body(502, f"the local model's answer broke off ({broken}); retry to continue on the cloud")
             await out.write(encode_event("error", event))
         if translator.upstream_input_tokens is not None and lr.on_prompt_tokens is not None:
             lr.on_prompt_tokens(translator.upstream_input_tokens)
         # Known at the end: a call after the text's first part is repaired when the answer ends.
-        record.repaired = translator.repaired
-        record.input_tokens = translator.upstream_input_tokens or lr.input_tokens
-        record.output_tokens = translator.output_tokens
-        record.cached_tokens = translator.cached_tokens
-        record.prefill_ms = translator.prefill_ms
+        outcome.repaired = translator.repaired
+        outcome.input_tokens = translator.upstream_input_tokens or lr.input_tokens
+        outcome.output_tokens = translator.output_tokens
+        outcome.cached_tokens = translator.cached_tokens
+        outcome.prefill_ms = translator.prefill_ms
         await out.write_eof()
-        record.sent_whole = True
+        outcome.sent_whole = True
         return out
 
 
@@ -216,7 +234,7 @@ def _translate_native(
     return message, translator
 
 
-async def complete_local(lr: LocalRequest, record: DecisionRecord, started: float) -> web.Response:
+async def complete_local(lr: LocalRequest, outcome: LocalOutcome, started: float) -> web.Response:
     """A non-streaming local answer; raises Fallback on any failure (nothing is sent before it is whole)."""
     tr = _translate(lr, stream=False)
     tool_names, client_model, tool_schemas = tr.tool_names, tr.client_model, tr.tool_schemas
@@ -235,33 +253,19 @@ async def complete_local(lr: LocalRequest, record: DecisionRecord, started: floa
         raise Fallback("timeout", "no complete answer in time") from None
     except (LocalFailure, TranslationError) as exc:
         raise _failure(exc) from None
-    record.ttft_ms = (time.monotonic() - started) * 1000
-    record.status = 200
-    record.repaired = translator.repaired
+    outcome.ttft_ms = (time.monotonic() - started) * 1000
+    outcome.status = 200
+    outcome.repaired = translator.repaired
     usage = message.get("usage") or {}
-    record.input_tokens = usage.get("input_tokens")
-    record.output_tokens = usage.get("output_tokens")
+    outcome.input_tokens = usage.get("input_tokens")
+    outcome.output_tokens = usage.get("output_tokens")
     return web.json_response(message, headers={"x-switchyard-route": "local"})
 
 
-async def answer_local_or_fallback(
-    request: web.Request,
-    lr: LocalRequest,
-    record: DecisionRecord,
-    started: float,
-    stream: bool,
-    to_cloud: Callable[[], Awaitable[web.StreamResponse]],
+async def answer_local(
+    request: web.Request, lr: LocalRequest, outcome: LocalOutcome, started: float, stream: bool
 ) -> web.StreamResponse:
-    record.route = "local"
-    record.model = lr.model
-    try:
-        if stream:
-            return await stream_local(request, lr, record, started)
-        return await complete_local(lr, record, started)
-    except Fallback as fb:
-        log.info("local path failed before any output (%s); answering from the cloud", fb)
-        record.fallback = fb.cause
-        record.detail = fb.detail[:300] or None
-        record.ttft_ms = None
-        record.status = 0
-        return await to_cloud()
+    """The local answer, streamed or whole; raises Fallback while nothing has been sent yet."""
+    if stream:
+        return await stream_local(request, lr, outcome, started)
+    return await complete_local(lr, outcome, started)
