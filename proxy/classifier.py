@@ -207,7 +207,12 @@ def classify_dialect(local: LocalConfig) -> str:
 def _request(
     local: LocalConfig, prompt: str, view: str, max_tokens: int, api_key: str, dialect: str, stream: bool
 ) -> tuple[str, dict[str, Any], dict[str, str]]:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    # A connection of its own, never pooled: an early stop hangs up mid-stream anyway, and a
+    # streamed connection llama-server closes after the reply must not be handed to the proxy's
+    # next local request (measured: "Can not write request body" on the request after).
+    headers = {"Connection": "close"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     if dialect == ANTHROPIC:
         url = server_root(local.base_url) + "/v1/messages"
         headers = {**headers, "anthropic-version": "2023-06-01"}
@@ -296,8 +301,10 @@ async def classify(
             async with session.post(url, json=body, headers=headers) as r:
                 if r.status >= 400:
                     return Classification(None, "error", f"HTTP {r.status} from the local server", elapsed())
-                if await _read_reply(r, reader, dialect, early_stop):
-                    r.close()  # hang up: the server stops generating for this request
+                try:
+                    await _read_reply(r, reader, dialect, early_stop)
+                finally:
+                    r.close()  # hang up: on an early stop the server stops generating for this request
     except TimeoutError:
         detail = f"no answer within {routing.classify_timeout_s:g} s"
         return Classification(None, "timeout", detail, elapsed(), last_line(reader.reply))
