@@ -322,8 +322,25 @@ async def classify(
     return Classification(verdict, "ok", None, elapsed(), last_line(reply))
 
 
+def _whole_reply_text(data: Any) -> str:
+    """The answer text of a non-streamed reply (a server that ignored ``stream: true``), either dialect."""
+    if not isinstance(data, dict):
+        return ""
+    content: Any = data.get("content")  # Anthropic: a list of blocks
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type", "text") == "text")
+    return content if isinstance(content, str) else ""
+
+
 async def _read_reply(r: aiohttp.ClientResponse, reader: VerdictReader, dialect: str, early_stop: bool) -> bool:
     """Feed the stream to ``reader``; True when it stopped early on a settled verdict."""
+    if r.content_type == "application/json":
+        reader.feed(_whole_reply_text(await r.json(content_type=None)))
+        return False
     decoder = SSEDecoder()
     async for chunk in r.content.iter_any():
         for event in decoder.feed(chunk):

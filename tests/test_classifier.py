@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
 from proxy.capabilities import LocalCapabilities
@@ -22,8 +23,8 @@ from proxy.classifier import (
 from proxy.config import RoutingConfig
 from proxy.conversation import extract_facts
 from proxy.routing import Classification
-from tests.proxy_harness import make_config
-from tests.standins import AnthropicUpstream, OpenAILocal
+from tests.proxy_harness import ProxyThread, make_config, messages_body
+from tests.standins import AnthropicUpstream, OllamaLocal, OpenAILocal
 from tests.standins.anthropic_upstream import Fault, RawReply, Reply, TextBlock, ThinkingBlock, stream_events
 from tests.standins.openai_local import EndlessReply, GarbageReply, HTTPErrorReply, StallReply
 
@@ -235,3 +236,37 @@ async def test_anthropic_dialect_reads_text_deltas_and_hangs_up(tmp_path: Path) 
 async def test_unknown_dialect_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown classifier dialect"):
         await _classify("http://127.0.0.1:1/v1", tmp_path, dialect="grpc")
+
+
+async def test_a_server_that_ignores_stream_true_is_still_read(tmp_path: Path) -> None:
+    completion = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Small.\nSIMPLE"}}]}
+    with OpenAILocal() as srv:
+        srv.script_classifier(GarbageReply(json.dumps(completion).encode(), content_type="application/json"))
+        res = await _classify(srv.v1_url, tmp_path)
+        assert (res.verdict, res.mode, res.last_line) == ("SIMPLE", "ok", "SIMPLE")
+    message = {"type": "message", "content": [{"type": "thinking", "thinking": "SIMPLE"},
+                                              {"type": "text", "text": "Spans services.\nCOMPLEX"}]}
+    with AnthropicUpstream() as up:
+        up.script(RawReply(json.dumps(message).encode(), content_type="application/json"))
+        res = await _classify(f"{up.url}/v1", tmp_path, dialect="anthropic")
+        assert (res.verdict, res.mode) == ("COMPLEX", "ok")
+
+
+@pytest.mark.parametrize(("capabilities", "budget"), [(("completion", "tools"), BRIEF_BUDGET),
+                                                      (("completion", "tools", "thinking"), 8192)])
+def test_the_proxy_classifies_with_the_budget_the_probe_allows(
+    tmp_path: Path, upstream: AnthropicUpstream, capabilities: tuple[str, ...], budget: int
+) -> None:
+    with OllamaLocal(models=("qwen3",), capabilities=capabilities, loaded=True, context_length=65536) as srv:
+        srv.script_classifier(EndlessReply("A rename.\nSIMPLE\n"))
+        cfg = make_config(tmp_path, local_url=srv.v1_url, cloud_url=upstream.url, local={"model": "qwen3"},
+                          routing={"classify_timeout_s": 30.0})
+        with ProxyThread(cfg) as proxy:
+            r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=messages_body("rename x to y"))
+            assert r.status_code == 200
+            [rec] = proxy.decisions(1)
+        [req] = srv.requests_tagged("classify")
+        assert (req.json["max_tokens"], req.json["stream"]) == (budget, True)
+        # Cut early on its verdict (the stand-in never ends on its own), then answered locally.
+        assert (rec["reason"], rec["verdict"], rec["route"]) == ("classified", "SIMPLE", "local")
+        assert len(srv.wait_for_hangups(1)) == 1
