@@ -57,6 +57,7 @@ DIALECTS = (OPENAI, ANTHROPIC)
 # fit easily; a model still talking after that is rambling, not judging.
 BRIEF_BUDGET = 256
 
+_LINE_HEAD = 400
 LATEST_CHARS = 3000
 FIRST_CHARS = 1200
 
@@ -136,11 +137,9 @@ class VerdictReader:
         self._pending = ""  # a tail that may be the start of a think tag
         self._in_think = False
         self.settled: str | None = None
-        self.chars = 0
 
     def feed(self, piece: str) -> str | None:
         """Take one text piece; return the verdict once it is settled (None until then)."""
-        self.chars += len(piece)
         buf = self._pending + piece
         self._pending = ""
         while buf:
@@ -161,7 +160,9 @@ class VerdictReader:
 
     def _show(self, text: str) -> None:
         self._visible.append(text)
-        *done, self._line = (self._line + text).split("\n")
+        *done, line = (self._line + text).split("\n")
+        # A line this long is no bare verdict line: keep only its head, not the whole of a long reply.
+        self._line = line[:_LINE_HEAD]
         for line in done:
             bare = _BARE_LINE_RE.match(line.strip()[:200]) if self.settled is None else None
             if bare:

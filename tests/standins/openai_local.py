@@ -421,7 +421,10 @@ class OpenAILocal(StandinServer):
                 return resp
             if reply.delay:
                 await self.wait_or_stop(reply.delay)
-            await resp.write(c if isinstance(c, bytes) else sse_data(c))
+            try:
+                await resp.write(c if isinstance(c, bytes) else sse_data(c))
+            except ConnectionError:
+                return resp  # the client hung up (the classifier does, once it has its verdict)
         if await self._fault_before(request, reply, len(reply.chunks)):
             return resp
         if reply.done:
