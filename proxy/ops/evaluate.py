@@ -376,15 +376,17 @@ async def evaluate(
         budget = classify_budget(cfg.routing, caps)
         views = [view_of(item) for item in items]
         for name, prompt in prompts:
-            for way in ways:
-                judged = []
-                for item, view in zip(items, views, strict=True):
+            judged: dict[str, list[Judged]] = {way: [] for way in ways}
+            for n, (item, view) in enumerate(zip(items, views, strict=True)):
+                # Both ways of one request back to back, taking turns at going first: the second
+                # call finds the prompt in the server's cache, and neither way should always get that.
+                for way in ways if n % 2 == 0 else tuple(reversed(ways)):
                     result = await classify(
                         session, cfg.local, cfg.routing, prompt, view, api_key,
                         dialect=dialect, max_tokens=budget, early_stop=way == EARLY,
                     )  # fmt: skip
-                    judged.append(Judged(item, result))
-                runs.append(Run(name, way, tuple(judged)))
+                    judged[way].append(Judged(item, result))
+            runs += [Run(name, way, tuple(judged[way])) for way in ways]
     pre: dict[str, int] = {}
     for item in items:
         reason = pre_route(item, cfg, caps)
