@@ -291,3 +291,12 @@ def test_eval_against_a_real_llama_server(llama: LlamaPool, user_paths: UserPath
     table = run_cli("eval", "--category", "rename", "--limit", "1", timeout=600)
     assert table.returncode == 0, table.stderr
     assert "overall" in table.stdout and "budget 256 tokens" in table.stdout
+
+
+def test_both_ways_take_turns_at_going_first(local: OpenAILocal) -> None:
+    # The second call of a pair finds the prompt in a real server's cache: neither way always gets that.
+    local.script_classifier("SIMPLE", "COMPLEX", "COMPLEX", "SIMPLE")  # item 1: early, whole; item 2: whole, early
+    res = run_cli("eval", "--category", "rename", "--limit", "2", "--whole-reply", "--json")
+    assert res.returncode == 0, res.stderr
+    runs = {r["way"]: [x["verdict"] for x in r["results"]] for r in json.loads(res.stdout)["runs"]}
+    assert runs == {"early-stop": ["SIMPLE", "SIMPLE"], "whole-reply": ["COMPLEX", "COMPLEX"]}
