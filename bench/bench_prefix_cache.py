@@ -41,7 +41,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_proxy import KEY, REPO, emit, free_port, start_switchyard, wait_port
-from proxy.classifier import DEFAULT_PROMPT, classify, compact_view
+from proxy.classifier import classify, compact_view
+from proxy.classify_prompt import DEFAULT_PROMPT
 from proxy.config import LocalConfig, RoutingConfig
 from proxy.conversation import extract_facts
 from tests.llama_server import LlamaOptions, find_llama, qwen_template, start_llama_server

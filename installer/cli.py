@@ -19,7 +19,6 @@ uninstaller must handle).  The suite sets it; nobody else has a reason to.  Step
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 import secrets
@@ -47,11 +46,12 @@ from installer.rollback import rollback
 from installer.signals import Terminated
 from proxy import local_advice
 from proxy.capabilities import LocalCapabilities
-from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_HASH_KEY_ENV, DEFAULT_ROUTER_KEY_ENV, LocalConfig
+from proxy.config import DEFAULT_CLOUD_KEY_ENV, DEFAULT_HASH_KEY_ENV, DEFAULT_ROUTER_KEY_ENV
 from proxy.host import pidfile, systemd
 from proxy.host.envfile import EnvFileError, render_env
 from proxy.host.http_probe import PROBE_FIELDS
 from proxy.host.paths import UNIT_NAME, Paths, PathsError
+from proxy.ops.classify_suite import CaseResult
 
 STEPS = ("litellm_yaml", "litellm_restart", "secrets", "render", "deploy", "service", "classifier", "answers")
 EXIT_USAGE = 2
@@ -563,39 +563,38 @@ class Installer:
 
             want = confirm("Run the classifier check (a few easy and hard prompts through your local model)?")
         if want:
-            run_classifier_check(r, self.out)
+            run_classifier_check(self.paths.config_file, self.paths.env_file, self.out)
 
 
-EASY_PROMPTS = ("Rename the variable `x` to `count` in utils.py.", "What does `git status` do?")
-HARD_PROMPTS = (
-    "Redesign our payment service's consistency model across three microservices so refunds can never double-spend "
-    "under network partitions; the last two attempts deadlocked in production.",
-)
-
-
-def run_classifier_check(r: Resolved, out: Out) -> None:
-    import aiohttp
-
-    from proxy.classifier import DEFAULT_PROMPT, classify
-    from proxy.config import RoutingConfig
-
-    assert r.ans.classify_timeout_s is not None and r.ans.classify_max_tokens is not None
-    local = LocalConfig(base_url=probes.v1_base(r.ans.local_url or ""), model=r.ans.local_model or "")
-    routing = RoutingConfig(classify_timeout_s=r.ans.classify_timeout_s, classify_max_tokens=r.ans.classify_max_tokens)
-
-    async def go() -> list[tuple[str, str, Any]]:
-        results = []
-        async with aiohttp.ClientSession() as session:
-            for kind, prompts in (("easy", EASY_PROMPTS), ("hard", HARD_PROMPTS)):
-                for p in prompts:
-                    res = await classify(session, local, routing, DEFAULT_PROMPT, p, "")
-                    results.append((kind, p, res))
-        return results
+def run_classifier_check(config_file: Path, env_file: Path, out: Out) -> list[CaseResult]:
+    """Run a few requests of ``switchyard classify --suite`` through the installed config: the same
+    prompt, view, budget, timeout and local key the proxy uses.  Advisory: it reports, never fails
+    the install (a model that gives no verdict still routes, to the cloud)."""
+    from proxy.config import ConfigError, load_config, load_prompt
+    from proxy.host.envfile import apply_env_file
+    from proxy.ops import classify_suite as cs
+    from proxy.routing import SIMPLE
 
     out.head("Classifier check")
-    for kind, prompt, res in asyncio.run(go()):
-        verdict = res.verdict or f"no verdict ({res.status}: {res.detail})"
-        out.say(f"  [{kind}] {verdict:<8} {prompt[:70]}")
+    environ = dict(os.environ)
+    apply_env_file(env_file, environ)
+    try:
+        cfg = load_config(config_file)
+        prompt = load_prompt(cfg)
+    except ConfigError as exc:
+        out.warn(f"classifier check skipped: {exc}")
+        return []
+    outcomes = cs.run(cfg, prompt, cs.check_cases(), cfg.local_key(environ))
+    for o in outcomes:
+        label = "easy" if o.case.expected == SIMPLE else "hard"
+        verdict = o.result.verdict or f"no verdict ({o.result.mode}: {o.result.detail})"
+        line = f"[{label}] {verdict} in {o.result.elapsed_ms / 1000:.1f} s: {o.case.prompt[:70]}"
+        note = cs.advice(o, cfg)
+        if note is None:
+            out.ok(line)
+        else:
+            out.warn(f"{line}\n      {note}")
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------

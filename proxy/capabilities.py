@@ -8,8 +8,9 @@ relies on is read from the server itself, never assumed:
 kind           endpoints read
 =============  ==========================================================================================
 ``llama.cpp``  ``GET /props`` (``default_generation_settings.n_ctx`` = one slot's context, ``total_slots``,
-               ``chat_template_caps.supports_tools``, ``modalities.vision``), ``GET /slots`` (per-slot
-               ``n_ctx``, when the server exposes it)
+               ``chat_template_caps.supports_tools``, ``modalities.vision``, a ``<think>`` in
+               ``chat_template`` or ``chat_template_caps.supports_reasoning_effort`` = a reasoning
+               model), ``GET /slots`` (per-slot ``n_ctx``, when the server exposes it)
 ``ollama``     ``GET /api/version``, ``GET /api/ps`` (loaded model's ``context_length``),
                ``POST /api/show`` (``capabilities``, ``parameters`` ``num_ctx``, ``model_info`` context)
 ``lmstudio``   ``GET /api/v0/models`` (``loaded_context_length`` / ``max_context_length``, ``type``,
@@ -75,6 +76,9 @@ class LocalCapabilities:
     # How each figure was found, or why it is unknown: shown by the installer and doctor.
     notes: tuple[str, ...] = ()
     probed_at: float = field(default=0.0, compare=False)
+    # Whether the model thinks before it answers (a reasoning block in its chat template, or the
+    # server says so): the classifier then needs room to think; without, a brief reply is enough.
+    reasoning: bool | None = None
 
     @property
     def known(self) -> bool:
@@ -165,6 +169,9 @@ def llamacpp_capabilities(props: Any, slots: Any = None, models: Any = None) -> 
                 trained = as_int(meta["n_ctx_train"])
                 notes.append(f"model trained for {trained:,} tokens (/v1/models meta.n_ctx_train)")
                 break
+    reasoning = template_reasoning(props.get("chat_template"), caps)
+    if reasoning is not None:
+        notes.append("the chat template " + ("has a reasoning block" if reasoning else "has no reasoning block"))
     build = props.get("build_info")
     return LocalCapabilities(
         kind="llama.cpp",
@@ -177,7 +184,20 @@ def llamacpp_capabilities(props: Any, slots: Any = None, models: Any = None) -> 
         anthropic=True if isinstance(caps, dict) else None,
         context_trained=trained,
         notes=tuple(notes),
+        reasoning=reasoning,
     )
+
+
+REASONING_MARKERS = ("<think>", "</think>", "reasoning_content", "enable_thinking")
+
+
+def template_reasoning(template: Any, caps: Any = None) -> bool | None:
+    """Whether a chat template makes the model think first; None when there is no template to read."""
+    if isinstance(caps, dict) and any(caps.get(k) is True for k in ("supports_reasoning_effort", "supports_thinking")):
+        return True
+    if not isinstance(template, str) or not template:
+        return None
+    return any(marker in template for marker in REASONING_MARKERS)
 
 
 async def _probe_llamacpp(fetch: Fetch) -> LocalCapabilities | None:
@@ -305,6 +325,7 @@ def capabilities_json(caps: LocalCapabilities) -> dict[str, Any]:
         "anthropic": caps.anthropic,
         "truncates_silently": caps.truncates_silently,
         "context_trained": caps.context_trained,
+        "reasoning": caps.reasoning,
         "notes": list(caps.notes),
         "summary": caps.describe(),
     }
@@ -333,4 +354,5 @@ def capabilities_from_json(data: Any) -> LocalCapabilities:
         truncates_silently=data.get("truncates_silently") is True,
         context_trained=as_int(data.get("context_trained")),
         notes=tuple(n for n in notes if isinstance(n, str)) if isinstance(notes, list) else (),
+        reasoning=flag("reasoning"),
     )

@@ -37,7 +37,7 @@ def serve(config_path: str) -> None:
     sys.exit(run_server(cfg))
 
 
-# The ops toolkit (status, watch, stats, classify, doctor, start, stop, restart, env): proxy/ops/.
+# The ops toolkit (status, watch, stats, classify, eval, doctor, start, stop, restart, env): proxy/ops/.
 for _command in COMMANDS:
     cli.add_command(_command)
 

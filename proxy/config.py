@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proxy.classify_prompt import DEFAULT_PROMPT
+
 DEFAULT_PORT = 3456
 DEFAULT_ROUTER_KEY_ENV = "SWITCHYARD_ROUTER_KEY"
 DEFAULT_CLOUD_KEY_ENV = "SWITCHYARD_LITELLM_KEY"
@@ -312,8 +314,6 @@ def load_config(path: str | Path) -> Config:
 
 def load_prompt(cfg: Config) -> str:
     """The classifier prompt: the file named in the config, else the built-in one."""
-    from proxy.classifier import DEFAULT_PROMPT
-
     path = cfg.routing.classifier_prompt_file
     if not path:
         return DEFAULT_PROMPT

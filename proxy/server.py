@@ -26,7 +26,7 @@ from aiohttp import web
 
 from proxy import __version__, jsonio, record_ids
 from proxy.capabilities import capabilities_json
-from proxy.classifier import classify, compact_view
+from proxy.classifier import classify, classify_budget, classify_dialect, compact_view
 from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt, local_dialect
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
@@ -316,10 +316,15 @@ async def _decide(st: State, facts: RequestFacts, record: DecisionRecord) -> Dec
         outcome = decide(facts, signals, st.cfg)
     if outcome is NEED_CLASSIFICATION:
         assert st.local_session is not None
-        # TODO(lead, after merging the streaming classifier): pass
-        # dialect=local_dialect(st.cfg.local, st.health.capabilities.anthropic) to classify.
         result = await classify(
-            st.local_session, st.cfg.local, st.cfg.routing, st.prompt, compact_view(facts), st.local_key
+            st.local_session,
+            st.cfg.local,
+            st.cfg.routing,
+            st.prompt,
+            compact_view(facts),
+            st.local_key,
+            dialect=classify_dialect(st.cfg.local, st.health.capabilities),
+            max_tokens=classify_budget(st.cfg.routing, st.health.capabilities),
         )
         record.classify_ms = result.elapsed_ms
         st.memory.remember(session, facts.turn_key, result)

@@ -242,8 +242,9 @@ def ollama_capabilities(version_json: Any, ps_json: Any, show_json: Any, model: 
 
     tools: bool | None = None
     vision: bool | None = None
+    reasoning: bool | None = None
     if caps is not None:
-        tools, vision = "tools" in caps, "vision" in caps
+        tools, vision, reasoning = "tools" in caps, "vision" in caps, "thinking" in caps
         notes.append("capabilities (POST /api/show): " + (", ".join(_short(c, 24) for c in caps[:12]) or "none"))
     notes.append("Ollama cuts an over-long prompt from the front instead of refusing it")
     return LocalCapabilities(
@@ -256,6 +257,7 @@ def ollama_capabilities(version_json: Any, ps_json: Any, show_json: Any, model: 
         truncates_silently=True,
         context_trained=trained,
         notes=tuple(notes),
+        reasoning=reasoning,
     )
 
 

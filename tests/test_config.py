@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.classifier import DEFAULT_PROMPT
+from proxy.classify_prompt import DEFAULT_PROMPT
 from proxy.config import ConfigError, load_config, load_prompt
 
 GOOD = """

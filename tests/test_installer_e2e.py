@@ -291,3 +291,22 @@ def test_local_server_that_takes_nothing_is_shown_and_yes_goes_on(
     assert TAKES_NOTHING in done and "-m proxy doctor" in done
     # The probe asked Ollama's own endpoints (and so did the proxy, once started).
     assert {"/api/version", "/api/ps", "/api/show"} <= set(asked)
+
+
+def test_classifier_check_without_a_verdict_keeps_the_install(
+    shared_lab: Lab, tmp_path: Path, env_for: dict[str, str]
+) -> None:
+    # The check once raised on a request without a verdict and rolled back the finished install.
+    cfg_copy = user_copy(shared_lab, tmp_path)
+    answers = write_answers(tmp_path / "answers.yml", answers_for(shared_lab, litellm_config=str(cfg_copy)))
+    shared_lab.local.script_classifier("Hard to say.", "Hard to say.", "Hard to say.")
+    try:
+        r = run_installer("--answers", str(answers), "--yes", "--venv-mode", "inherit", "--classifier-check",
+                          env={"LITELLM_MASTER_KEY": shared_lab.key})
+    finally:
+        shared_lab.local.reset_script()
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Rolled back" not in r.stdout
+    assert r.stdout.count("no verdict (empty: reply of 12 characters)") == 3
+    assert "classify-empty" in r.stdout
+    assert Paths.from_env().config_file.exists()

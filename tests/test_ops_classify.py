@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxy.classifier import DEFAULT_PROMPT, view_for_prompt
+from proxy.classifier import view_for_prompt
+from proxy.classify_prompt import DEFAULT_PROMPT
 from proxy.ops.classify_suite import COMPLEX_CASES, SIMPLE_CASES
 from tests.conftest import UserPaths
 from tests.standins import OpenAILocal

@@ -15,7 +15,7 @@ def test_help_doc_is_in_sync() -> None:
 
 def test_every_command_is_documented() -> None:
     text = helpdoc.DOC_PATH.read_text(encoding="utf-8")
-    for name in ("serve", "status", "watch", "stats", "classify", "doctor", "start", "stop", "restart", "env"):
+    for name in ("serve", "status", "watch", "stats", "classify", "eval", "doctor", "start", "stop", "restart", "env"):
         assert name in cli.commands
         assert f"### `switchyard {name}`" in text
 

@@ -2,7 +2,9 @@
 
 The built-in suite holds coding requests whose expected label is not in doubt: everyday work the
 local model handles (SIMPLE) and work that needs the stronger model (COMPLEX).  Agreement with
-those labels is how a prompt edit is judged before it is deployed (``--prompt-file``).
+those labels is how a prompt edit is judged before it is deployed (``--prompt-file``).  The
+installer's classifier check runs a few of the same requests (:func:`check_cases`) through the same
+code (:func:`run`), so the two can never drift apart.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from proxy.classifier import ClassifyResult, classify, view_for_prompt
+from proxy.capabilities import LocalCapabilities, aiohttp_fetch, probe
+from proxy.classifier import ClassifyResult, classify, classify_budget, classify_dialect, view_for_prompt
 from proxy.config import Config
+from proxy.routing import COMPLEX, SIMPLE
 
 SIMPLE_CASES = (
     "Rename the variable `tmp` to `total` in utils/math.py.",
@@ -63,7 +67,7 @@ class Case:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CaseResult:
     case: Case
     result: ClassifyResult
 
@@ -75,21 +79,77 @@ class Outcome:
 
 
 def suite() -> list[Case]:
-    return [Case(p, "SIMPLE") for p in SIMPLE_CASES] + [Case(p, "COMPLEX") for p in COMPLEX_CASES]
+    return [Case(p, SIMPLE) for p in SIMPLE_CASES] + [Case(p, COMPLEX) for p in COMPLEX_CASES]
 
 
-async def run_cases(cfg: Config, prompt: str, cases: Sequence[Case], api_key: str) -> list[Outcome]:
+def check_cases() -> list[Case]:
+    """The installer's quick check: two everyday requests and one hard one from the suite."""
+    return [Case(SIMPLE_CASES[0], SIMPLE), Case(SIMPLE_CASES[4], SIMPLE), Case(COMPLEX_CASES[3], COMPLEX)]
+
+
+async def probe_local(session: aiohttp.ClientSession, cfg: Config, api_key: str) -> LocalCapabilities:
+    """What the proxy learns at start, learnt the same way (the classifier's budget depends on it)."""
+    return await probe(aiohttp_fetch(session, cfg.local.base_url, api_key, cfg.local.health_timeout_s), cfg.local.model)
+
+
+async def run_cases(
+    cfg: Config, prompt: str, cases: Sequence[Case], api_key: str, *, early_stop: bool = True
+) -> list[CaseResult]:
     """One case at a time, as the proxy would see them: a local server is often single-slot."""
-    out: list[Outcome] = []
+    out: list[CaseResult] = []
     async with aiohttp.ClientSession() as session:
+        caps = await probe_local(session, cfg, api_key)
+        budget = classify_budget(cfg.routing, caps)
         for case in cases:
-            result = await classify(session, cfg.local, cfg.routing, prompt, view_for_prompt(case.prompt), api_key)
-            out.append(Outcome(case, result))
+            result = await classify(
+                session,
+                cfg.local,
+                cfg.routing,
+                prompt,
+                view_for_prompt(case.prompt),
+                api_key,
+                dialect=classify_dialect(cfg.local, caps),
+                max_tokens=budget,
+                early_stop=early_stop,
+            )
+            out.append(CaseResult(case, result))
     return out
 
 
-def run(cfg: Config, prompt: str, cases: Sequence[Case], api_key: str) -> list[Outcome]:
+def run(cfg: Config, prompt: str, cases: Sequence[Case], api_key: str) -> list[CaseResult]:
     return asyncio.run(run_cases(cfg, prompt, cases, api_key))
+
+
+def advice(o: CaseResult, cfg: Config) -> str | None:
+    """What a wrong or missing verdict means for the user's traffic, and what to tune; None when fine."""
+    r, expected = o.result, o.case.expected
+    tune = (
+        "tune the classifier prompt (routing.classifier_prompt_file; try an edit first with "
+        "`switchyard classify --suite --prompt-file FILE`)"
+    )
+    if r.verdict is None and r.mode == "timeout":
+        return (
+            f"no verdict within {cfg.routing.classify_timeout_s:g} s (classify-timeout): each such turn waits that "
+            "long and then goes to the cloud; use a faster local model or raise routing.classify_timeout_s"
+        )
+    if r.verdict is None and r.mode == "empty":
+        return (
+            "no SIMPLE/COMPLEX in the reply (classify-empty): the proxy sends such turns to the cloud; "
+            f"{tune}, or use a model that follows it"
+        )
+    if r.verdict is None:
+        return f"the classifier call failed ({r.mode}: {r.detail}): the proxy sends such turns to the cloud"
+    if expected == COMPLEX and r.verdict == SIMPLE:
+        return (
+            "a hard request judged SIMPLE (a false local): the proxy would answer work like this with the local "
+            f"model; if it happens often, {tune} to raise the bar for SIMPLE"
+        )
+    if expected == SIMPLE and r.verdict == COMPLEX:
+        return (
+            "an everyday request judged COMPLEX (a false cloud): work like this would cost cloud tokens; "
+            f"if it happens often, {tune} to lean further toward SIMPLE"
+        )
+    return None
 
 
 def _one_line(text: str, width: int) -> str:
@@ -97,7 +157,7 @@ def _one_line(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def format_outcome(o: Outcome, width: int = 60) -> str:
+def format_outcome(o: CaseResult, width: int = 60) -> str:
     r = o.result
     verdict = r.verdict or "NO VERDICT"
     mark = {True: "✓", False: "✗", None: " "}[o.agrees]
@@ -128,7 +188,7 @@ class Summary:
         return self.agreed / self.labelled if self.labelled else None
 
 
-def summarize(outcomes: Sequence[Outcome]) -> Summary:
+def summarize(outcomes: Sequence[CaseResult]) -> Summary:
     by_mode: dict[str, int] = {}
     for o in outcomes:
         by_mode[o.result.mode] = by_mode.get(o.result.mode, 0) + 1

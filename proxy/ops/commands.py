@@ -300,6 +300,102 @@ def classify(
         sys.exit(1)
 
 
+# ---------------------------------------------------------------- eval
+
+
+@click.command("eval")
+@config_option
+@click.option(
+    "--set",
+    "set_file",
+    type=click.Path(dir_okay=False),
+    help="A labelled JSONL file of your own (format in the README).  [default: the built-in set]",
+)
+@click.option(
+    "--prompt-file",
+    "prompt_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Judge with this classifier prompt instead of the configured one; repeat to compare prompts.",
+)
+@click.option(
+    "--whole-reply",
+    is_flag=True,
+    help="Also judge each request waiting for the whole reply, to compare with the proxy's early stop.",
+)
+@click.option("--category", "categories", multiple=True, metavar="NAME", help="Only requests of this category.")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N requests (after --category).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures and each result as JSON.")
+@click.option("--verbose", "-v", is_flag=True, help="List each request the classifier got wrong.")
+def eval_command(
+    config_path: str | None,
+    set_file: str | None,
+    prompt_files: tuple[str, ...],
+    whole_reply: bool,
+    categories: tuple[str, ...],
+    limit: int | None,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Replay a labelled set of Claude Code requests through the proxy's classifier.
+
+    Each request is judged as the proxy would judge it: the same compact view of the full
+    request, prompt, parsing, token budget and timeout, against the configured local model, one
+    at a time.  Reports agreement with the labels, local share, false local (a hard request
+    judged SIMPLE), false cloud, NO VERDICT and timeout rates and classify latency p50/p95, per
+    category and overall.  The built-in set holds 82 realistic requests (system prompt, tools,
+    tool steps) in 11 everyday and hard categories.  Exits 1 when the set has bad lines or no
+    request got an answer.
+    """
+    from proxy.config import ConfigError, load_prompt
+    from proxy.ops import evaluate as ev
+
+    path = Path(set_file) if set_file else ev.DEFAULT_SET
+    try:
+        items = ev.load_set(path)
+    except ev.LabelledSetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if categories:
+        known = sorted({i.category for i in items})
+        unknown = [c for c in categories if c not in known]
+        if unknown:
+            raise click.BadParameter(
+                f"{', '.join(unknown)} is not a category of {path} (it has: {', '.join(known)})",
+                param_hint="--category",
+            )
+        items = [i for i in items if i.category in categories]
+    items = items[:limit] if limit else items
+    cfg = context.load(config_path)
+    prompts: list[tuple[str, str]] = []
+    for file in prompt_files:
+        text = Path(file).read_text(encoding="utf-8")
+        if not text.strip():
+            raise click.BadParameter(f"{file} is empty", param_hint="--prompt-file")
+        name = Path(file).name
+        prompts.append((name if all(n != name for n, _ in prompts) else f"{name}#{len(prompts) + 1}", text))
+    if not prompts:
+        try:
+            prompts.append(("configured", load_prompt(cfg)))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    ways = (ev.EARLY, ev.WHOLE) if whole_reply else (ev.EARLY,)
+    if not as_json:
+        calls = len(items) * len(prompts) * len(ways)
+        click.echo(f"judging {len(items)} requests ({calls} classifier calls) with {cfg.local.model} ...", err=True)
+    setup, runs = ev.run(cfg, items, prompts, cfg.local_key(), ways, str(path))
+    if as_json:
+        click.echo(json.dumps(ev.report_json(setup, runs), indent=2))
+    else:
+        for line in ev.render_text(setup, runs, verbose):
+            click.echo(line)
+    results = [j.result for r in runs for j in r.judged]
+    if all(r.mode == "error" for r in results):
+        raise click.ClickException(
+            f"the local server at {cfg.local.base_url} answered none of the requests ({results[0].detail}): "
+            "check it with 'switchyard status'"
+        )
+
+
 # ---------------------------------------------------------------- doctor
 
 
@@ -415,4 +511,4 @@ def env(config_path: str | None, shell: str) -> None:
         click.echo(line)
 
 
-COMMANDS = (status, watch, stats, statusline, classify, doctor, start, stop, restart, env)
+COMMANDS = (status, watch, stats, statusline, classify, eval_command, doctor, start, stop, restart, env)

@@ -20,6 +20,8 @@ Chat replies are scripted as lists of OpenAI chunk dicts, replayed verbatim::
     srv.script(GarbageReply(b"\\x00\\xffnot sse"))  # 200 + garbage bytes
     srv.script(StallReply(5))                     # no response at all for 5 s (None: forever)
     srv.script(chat_chunks(text="Hi"))            # a plain list is taken as ChunkReply(list)
+    srv.script(EndlessReply("SIMPLE\n"))           # that text, then more text forever, until the
+                                                  # client hangs up (srv.hangups lists those requests)
 
 A non-streaming request gets ``ChunkReply.completion`` if set, else the chunks assembled into one
 ``chat.completion`` object.  With the queue empty, ``default`` (a short text answer) is used, or
@@ -87,7 +89,18 @@ class StallReply:
     seconds: float | None = None
 
 
-LocalReply = ChunkReply | HTTPErrorReply | GarbageReply | StallReply
+@dataclass(frozen=True)
+class EndlessReply:
+    """Stream ``text`` (and ``reasoning`` first, as reasoning_content deltas), then ``filler`` every
+    ``delay`` seconds, never finishing: only a client that hangs up ends it (see ``hangups``)."""
+
+    text: str
+    filler: str = " and then some more words"
+    delay: float = 0.01
+    reasoning: str | None = None
+
+
+LocalReply = ChunkReply | HTTPErrorReply | GarbageReply | StallReply | EndlessReply
 
 
 def _base_chunk(model: str, cid: str, created: int) -> dict[str, Any]:
@@ -234,6 +247,19 @@ class OpenAILocal(StandinServer):
         self._classifier: collections.deque[LocalReply | str] = collections.deque()
         self._script_lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._hangups: list[RecordedRequest] = []
+
+    @property
+    def hangups(self) -> list[RecordedRequest]:
+        """Requests whose client closed the connection in the middle of an :class:`EndlessReply`."""
+        with self._lock:
+            return list(self._hangups)
+
+    def wait_for_hangups(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._hangups) >= count, timeout):
+                raise TimeoutError(f"expected {count} hang-up(s), saw {len(self._hangups)} in {timeout} s")
+            return list(self._hangups)
 
     @property
     def v1_url(self) -> str:
@@ -275,7 +301,7 @@ class OpenAILocal(StandinServer):
             item = self.responder(rec) if self.responder is not None else self.default
         if isinstance(item, str):
             return self._verdict_reply(item)
-        if isinstance(item, ChunkReply | HTTPErrorReply | GarbageReply | StallReply):
+        if isinstance(item, ChunkReply | HTTPErrorReply | GarbageReply | StallReply | EndlessReply):
             return item
         return ChunkReply(item)
 
@@ -333,6 +359,8 @@ class OpenAILocal(StandinServer):
             await resp.write_eof()
             return resp
         model = str(body.get("model") or self.models[0])
+        if isinstance(reply, EndlessReply):
+            return await self._endless(request, rec, reply, model)
         if not body.get("stream"):
             if reply.stall_after is not None:
                 await self.wait_or_stop(reply.stall_seconds)
@@ -342,6 +370,30 @@ class OpenAILocal(StandinServer):
             completion = reply.completion or assemble_completion(reply.chunks, model)
             return web.json_response(completion, status=reply.status)
         return await self._stream(request, reply)
+
+    async def _endless(
+        self, request: web.Request, rec: RecordedRequest, reply: EndlessReply, model: str
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        head = chat_chunks(text=reply.text, reasoning=reply.reasoning, model=model, finish_reason=None, usage=None)
+        filler = chat_chunks(text=reply.filler, model=model, finish_reason=None, usage=None, piece=len(reply.filler))
+        chunks = itertools.chain(head, itertools.cycle(filler[1:]))
+        stopping = self._stopping
+        try:
+            for c in chunks:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                if stopping is not None and stopping.is_set():
+                    return resp
+                await resp.write(sse_data(c))
+                await self.wait_or_stop(reply.delay)
+        except (ConnectionError, RuntimeError):
+            pass  # the client is gone: that is the hang-up this reply waits for
+        with self._cond:
+            self._hangups.append(rec)
+            self._cond.notify_all()
+        return resp
 
     async def _fault_before(self, request: web.Request, reply: ChunkReply, n: int) -> bool:
         """Apply the reply's drop or stall before chunk N (N == len(chunks): before the end).
@@ -369,7 +421,10 @@ class OpenAILocal(StandinServer):
                 return resp
             if reply.delay:
                 await self.wait_or_stop(reply.delay)
-            await resp.write(c if isinstance(c, bytes) else sse_data(c))
+            try:
+                await resp.write(c if isinstance(c, bytes) else sse_data(c))
+            except ConnectionError:
+                return resp  # the client hung up (the classifier does, once it has its verdict)
         if await self._fault_before(request, reply, len(reply.chunks)):
             return resp
         if reply.done:
@@ -402,6 +457,7 @@ def _openai_error(status: int, message: str) -> web.Response:
 __all__ = [
     "STRICT_REJECTED_FIELDS",
     "ChunkReply",
+    "EndlessReply",
     "GarbageReply",
     "HTTPErrorReply",
     "OpenAILocal",
