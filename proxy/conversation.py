@@ -69,7 +69,8 @@ def parse_explicit_model(model: str) -> ExplicitChoice | None:
     return ExplicitChoice(route=head, model=name, source="explicit")
 
 
-def _iter_system_texts(system: Any) -> Iterator[str]:
+def system_texts(system: Any) -> Iterator[str]:
+    """The text of a request's ``system`` (a string or a list of text blocks), piece by piece."""
     if isinstance(system, str):
         yield system
     elif isinstance(system, list):
@@ -79,7 +80,7 @@ def _iter_system_texts(system: Any) -> Iterator[str]:
 
 
 def find_subagent_tag(body: Mapping[str, Any]) -> ExplicitChoice | None:
-    for text in _iter_system_texts(body.get("system")):
+    for text in system_texts(body.get("system")):
         m = SUBAGENT_TAG_RE.search(text)
         if m:
             provider, model = m.group(1).strip(), m.group(2).strip()

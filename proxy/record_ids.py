@@ -10,8 +10,9 @@ as the prompt itself to anyone who can guess it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import Any
+
+from proxy.conversation import system_texts
 
 # Claude Code's environment block in its system prompt: " - Primary working directory: /path".
 _CWD_LABEL = "Primary working directory:"
@@ -31,18 +32,9 @@ def prompt_hash(key: bytes, text: str) -> str | None:
     return _keyed(key, b"sy-prompt", text, PROMPT_HASH_HEX)
 
 
-def _texts(system: Any) -> Iterator[str]:
-    if isinstance(system, str):
-        yield system
-    elif isinstance(system, list):
-        for block in system:
-            if isinstance(block, dict) and isinstance(block.get("text"), str):
-                yield block["text"]
-
-
 def working_directory(system: Any) -> str | None:
     """The directory Claude Code says it works in, from a request's ``system`` (None when not named)."""
-    for text in _texts(system):
+    for text in system_texts(system):
         at = text.find(_CWD_LABEL)
         if at < 0:
             continue
