@@ -658,7 +658,11 @@ async def _sessions(app: web.Application) -> Any:
     st.cloud_session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=60), auto_decompress=False
     )
-    st.local_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60))
+    # No kept-alive connections to the local server: llama-server 0.3.36 closes the connection just
+    # after a streamed answer without saying so, and a request written on it within those few ms
+    # failed ("Can not write request body", "Server disconnected"; measured, back-to-back requests).
+    # A new loopback connection per request costs well under a millisecond next to a model's answer.
+    st.local_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, force_close=True))
     # What the local server can take, known before the first request (bounded: a dead server
     # costs at most a few health timeouts here, and leaves the capabilities unknown).
     await st.health.refresh_capabilities(st.local_session)

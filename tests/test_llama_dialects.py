@@ -222,3 +222,23 @@ def test_claude_code_finishes_a_turn_on_the_anthropic_dialect(
     )
     assert rec["input_tokens"] > 1000 and 0 < rec["output_tokens"] <= 64
     assert rec["cached_tokens"] is not None and rec["prefill_ms"] is None  # the native path's usage
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_turn_after_turn_each_is_answered_locally(
+    tmp_path: Path, smollm2: LlamaServer, cloud: AnthropicUpstream, api: str
+) -> None:
+    # Every turn local, none a fallback (the captured-session test above tolerates SmolLM2's unusable
+    # answers; these plain prompts leave no excuse).  Measured on llama-server 0.3.36: it closes a
+    # kept-alive connection just after a streamed answer, and a request written on it within a few ms
+    # failed; the proxy's local session therefore opens a connection per request (proxy/server.py).
+    body = {"model": "local", "max_tokens": 200, "stream": True,
+            "messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]}
+    with proxy_for(tmp_path, smollm2, cloud, api, max_output_tokens=200) as proxy:
+        for _ in range(4):
+            r = httpx.post(proxy.url + "/v1/messages", headers=proxy.headers(), json=body, timeout=300)
+            assert r.status_code == 200 and anthropic_grammar_errors(parse_sse(r.content)) == []
+            health = httpx.get(proxy.url + "/health", headers=proxy.headers(), timeout=30).json()
+            assert health["local_up"] is True
+        recs = proxy.decisions(4, timeout=30)
+    assert [(r["route"], r["fallback"]) for r in recs] == [("local", None)] * 4, recs
