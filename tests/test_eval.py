@@ -271,8 +271,8 @@ def test_eval_says_when_the_local_server_answers_nothing(user_paths: UserPaths) 
 
 def test_eval_against_a_real_llama_server(llama: LlamaPool, user_paths: UserPaths) -> None:
     server = llama.get(LlamaOptions(ctx=8192, parallel=1))
-    write_setup(user_paths, port=1, local_url=server.v1_url, model=server.model,
-                routing_extra="classify_max_tokens = 8192")
+    # The installer's render writes classify_max_tokens = 8192: the ceiling the probe's budget stays under.
+    write_setup(user_paths, port=1, local_url=server.v1_url, model=server.model)
     cfg = user_paths.config / "switchyard" / "config.toml"
     cfg.write_text(cfg.read_text().replace("classify_timeout_s = 5.0", "classify_timeout_s = 30.0"))
     res = run_cli("eval", "--category", "rename", "--category", "architecture", "--limit", "2", "--whole-reply",

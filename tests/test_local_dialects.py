@@ -356,6 +356,9 @@ def test_a_native_stream_that_breaks_after_content_ends_with_an_error_event(
     recs = nproxy.decisions(2)
     assert (recs[0]["route"], recs[1]["route"], recs[1]["reason"]) == ("local", "cloud", "retry-to-cloud")
     assert "native-grammar" in recs[0]["detail"]
+    # The classifier spoke the answers' dialect: the server's own /v1/messages, streamed.
+    [classify] = native.requests_tagged("classify")
+    assert native.requests_tagged("chat") == [] and classify.json["stream"] is True
 
 
 def test_a_valid_native_stream_is_renumbered_and_thinking_dropped(nproxy: ProxyThread, native: NativeLocal) -> None:

@@ -3,8 +3,10 @@ Ollama 0.14+, LM Studio 0.4.1+, vLLM 0.12+), for the ``local.api = "anthropic"``
 
 It is :class:`~tests.standins.anthropic_upstream.AnthropicUpstream` (same scripting: ``Reply`` with
 ``chunk_chars``, ``RawReply`` for streams that break the grammar, ``Fault`` for byte-level cuts),
-plus what such a server also answers: ``POST /v1/chat/completions`` with the classifier verdict
-``verdict`` (streamed or not, as asked; tagged ``"chat"``), ``GET /v1/models`` (the health probe)
+plus what such a server also answers: the classifier's requests with the verdict ``verdict`` on both
+dialects (``POST /v1/chat/completions``, tagged ``"chat"``, and a ``/v1/messages`` request whose system
+prompt asks for SIMPLE or COMPLEX, tagged ``"classify"``; streamed or not, as asked; neither takes a
+scripted reply), ``GET /v1/models`` (the health probe)
 and, with ``llamacpp=True``, ``GET /props`` so that the capability probe reads it as a llama.cpp
 server with ``/v1/messages`` (``local.api = "auto"`` then picks the Anthropic dialect)::
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .anthropic_upstream import AnthropicUpstream, AnyReply
+from .anthropic_upstream import AnthropicUpstream, AnyReply, text_reply
 from .base import sse_data
 from .openai_local import assemble_completion, chat_chunks
 
@@ -46,7 +48,15 @@ class NativeLocal(AnthropicUpstream):
     def tag_request(self, method: str, path: str, body_json: Any) -> str:
         if method == "POST" and path.rstrip("/") == "/v1/chat/completions":
             return "chat"
+        if method == "POST" and path.rstrip("/") == "/v1/messages" and _is_classifier(body_json):
+            return "classify"
         return super().tag_request(method, path, body_json)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        rec = self.record_of(request)
+        if isinstance(rec.json, dict) and _is_classifier(rec.json):
+            return await self._answer(request, rec.json, text_reply(self.verdict))
+        return await super()._messages(request)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         rec = self.record_of(request)
@@ -73,3 +83,9 @@ class NativeLocal(AnthropicUpstream):
             "build_info": "b0000-standin",
         }
         return web.json_response(props)
+
+
+def _is_classifier(body: Any) -> bool:
+    """The classifier's request: its system prompt asks for the one-word verdict."""
+    system = body.get("system") if isinstance(body, dict) else None
+    return isinstance(system, str) and "SIMPLE or COMPLEX" in system
