@@ -44,7 +44,7 @@ from proxy.openai_stream import (
     Event,
     StreamTranslator,
     TranslationError,
-    events_to_message,
+    translate_chunks,
     translate_completion,
 )
 from proxy.sse import encode_event
@@ -219,21 +219,6 @@ async def stream_local(
         return out
 
 
-def _translate_native(
-    answer: dict[str, Any], tool_names: frozenset[str], model: str, input_tokens: int, tool_schemas: ToolSchemas
-) -> tuple[dict[str, Any], StreamTranslator]:
-    """The server's own Anthropic message, through the same checks as a streamed one."""
-    translator = StreamTranslator(tool_names, model=model, input_tokens=input_tokens, text_tools=tool_schemas)
-    events: list[Event] = []
-    for chunk in native_message_chunks(answer):
-        events += translator.feed(chunk)
-    events += translator.finish()
-    message = events_to_message(events)
-    if translator.upstream_input_tokens is not None:
-        message["usage"]["input_tokens"] = translator.upstream_input_tokens
-    return message, translator
-
-
 async def complete_local(lr: LocalRequest, outcome: LocalOutcome, started: float) -> web.Response:
     """A non-streaming local answer; raises Fallback on any failure (nothing is sent before it is whole)."""
     tr = _translate(lr, stream=False)
@@ -244,7 +229,11 @@ async def complete_local(lr: LocalRequest, outcome: LocalOutcome, started: float
         async with asyncio.timeout(lr.cfg.first_token_timeout_s + lr.cfg.read_timeout_s):
             completion = await complete_chat(lr.session, lr.cfg, payload, lr.api_key, native=lr.dialect == "anthropic")
         if lr.dialect == "anthropic":
-            message, translator = _translate_native(completion, tool_names, client_model, lr.input_tokens, tool_schemas)
+            # The server's own Anthropic message, through the same checks as a streamed one.
+            message, translator = translate_chunks(
+                native_message_chunks(completion), tool_names, model=client_model, input_tokens=lr.input_tokens,
+                text_tools=tool_schemas,
+            )
         else:
             message, translator = translate_completion(
                 completion, tool_names, model=client_model, input_tokens=lr.input_tokens, text_tools=tool_schemas

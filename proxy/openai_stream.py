@@ -708,6 +708,22 @@ def translate_completion(
         chunk["usage"] = completion["usage"]
     if isinstance(completion.get("timings"), dict):
         chunk["timings"] = completion["timings"]
+    return translate_chunks(
+        [chunk], tool_names, model=model, input_tokens=input_tokens, message_id=message_id, text_tools=text_tools
+    )
+
+
+def translate_chunks(
+    chunks: Iterable[dict[str, Any]],
+    tool_names: Iterable[str],
+    *,
+    model: str,
+    input_tokens: int = 0,
+    message_id: str | None = None,
+    text_tools: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], StreamTranslator]:
+    """A whole answer's chunks → one Anthropic message JSON (with the server's own prompt count when it
+    gave one), and the translator that made it: every non-streamed answer, either dialect."""
     translator = StreamTranslator(
         tool_names,
         model=model,
@@ -715,7 +731,9 @@ def translate_completion(
         message_id=message_id or new_message_id(),
         text_tools=text_tools,
     )
-    events = translator.feed(chunk)
+    events: list[Event] = []
+    for chunk in chunks:
+        events += translator.feed(chunk)
     events += translator.finish()
     message = events_to_message(events)
     if translator.upstream_input_tokens is not None:
