@@ -67,10 +67,6 @@ from proxy import jsonio
 
 log = logging.getLogger("switchyard.decisions")
 
-# How ``detail`` starts when a local answer broke after content was sent (stats and the status line
-# count such a turn as a routing miss).
-BROKEN_DETAIL = "local stream broke after content"
-
 FIELDS = (
     "ts",
     "id",

@@ -30,7 +30,8 @@ from proxy.classifier import classify, classify_budget, classify_dialect, compac
 from proxy.cloud import ClientGone, CloudError, RelayStats, cloud_payload, open_cloud, relay
 from proxy.config import Config, ConfigError, load_prompt, local_dialect
 from proxy.conversation import RequestFacts, extract_facts, strip_subagent_tag
-from proxy.decision_log import BROKEN_DETAIL, DecisionLog, DecisionRecord, utc_iso
+from proxy.decision_detail import BROKEN_DETAIL
+from proxy.decision_log import DecisionLog, DecisionRecord, utc_iso
 from proxy.errors import error_body, error_response
 from proxy.health import LocalHealth
 from proxy.host import pidfile

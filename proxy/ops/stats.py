@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy import jsonio
-from proxy.decision_log import BROKEN_DETAIL, FIELDS
+from proxy.decision_detail import BROKEN_DETAIL
+from proxy.decision_log import FIELDS
 from proxy.ops.chart import bar_chart
 from proxy.ops.misses import Flags, MissFigures, MissTracker
 

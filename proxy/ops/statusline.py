@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy import jsonio
-from proxy.decision_log import BROKEN_DETAIL
+from proxy.decision_detail import BROKEN_DETAIL
 
 SCAN_BYTES = 4 * 1024 * 1024
 BLOCK = 64 * 1024
