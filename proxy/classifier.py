@@ -188,7 +188,7 @@ def classify_budget(routing: RoutingConfig, caps: LocalCapabilities | None) -> i
 
 def classify_dialect(local: LocalConfig, caps: LocalCapabilities | None) -> str:
     """The API the classifier speaks to the local server: the one the local answers use."""
-    return ANTHROPIC if local_dialect(local, caps.anthropic if caps is not None else None) == ANTHROPIC else OPENAI
+    return local_dialect(local, caps.anthropic if caps is not None else None)
 
 
 def _request(
